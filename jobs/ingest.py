@@ -1,0 +1,275 @@
+"""ingest: list every input image and describe it in the `images` table.
+
+Extract: a folder/glob on any Hadoop filesystem (Spark's binaryFile source, recursive), or
+a manifest table (CSV, Parquet or Delta) with a `path` column. Transform: decode health and
+statistics in a pandas UDF on the executors, quality flags in SQL. Load: `images`.
+
+Every input row comes out as one row: files that cannot even be read are kept with status
+`unreadable` (missing, vanished, I/O error) or `too_large` (over max_file_bytes, not read).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
+from pyspark.sql import types as T
+
+from sparkdup.config import ConfigError
+from sparkdup.tables import path_exists, write_table
+from sparkdup.udfs.decode import Limits
+from sparkdup.udfs.ingest import describe_batch
+
+log = logging.getLogger("sparkdup")
+
+DESCRIBE_SCHEMA = T.StructType([
+    T.StructField("status", T.StringType()),
+    T.StructField("error", T.StringType()),
+    T.StructField("format", T.StringType()),
+    T.StructField("width", T.IntegerType()),
+    T.StructField("height", T.IntegerType()),
+    T.StructField("mode", T.StringType()),
+    T.StructField("frames", T.IntegerType()),
+    T.StructField("brightness", T.DoubleType()),
+    T.StructField("contrast", T.DoubleType()),
+    T.StructField("blur", T.DoubleType()),
+    T.StructField("entropy", T.DoubleType()),
+    T.StructField("is_grayscale", T.BooleanType()),
+    T.StructField("luma_p01", T.DoubleType()),
+    T.StructField("luma_p99", T.DoubleType()),
+])
+
+# The public column order of `images` (manifest pass-through columns follow).
+IMAGE_COLUMNS = [
+    "image_id", "path", "label", "split", "size_bytes", "modified_at", "content_hash",
+    "format", "width", "height", "mode", "frames", "status", "error",
+    "brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99",
+    "flags", "ingested_at", "run_id",
+]
+
+
+# ---------------------------------------------------------------- extract
+RECURSIVE_KEY = "mapreduce.input.fileinputformat.input.dir.recursive"
+
+
+def list_paths(spark: SparkSession, sources: list[str], recursive: bool) -> DataFrame:
+    """Every file under the sources, zero-byte files included, as a column `path`.
+
+    Spark's file sources drop zero-length files while planning, so the listing comes
+    from Hadoop's input format (the JVM side of sc.binaryFiles, keys only: no file is
+    opened), kept distributed in the JVM. Paths match binaryFile's spelling.
+    """
+    jsc = spark.sparkContext._jsc  # noqa: SLF001
+    hconf = jsc.hadoopConfiguration()
+    previous = hconf.get(RECURSIVE_KEY)
+    hconf.set(RECURSIVE_KEY, str(recursive).lower())
+    try:
+        keys = jsc.binaryFiles(",".join(sources), 1).keys()
+        keys.rdd().partitions()  # list now, while the recursion setting is ours
+    finally:
+        hconf.set(RECURSIVE_KEY, previous) if previous is not None else hconf.unset(RECURSIVE_KEY)
+    encoder = spark._jvm.org.apache.spark.sql.Encoders.STRING()  # noqa: SLF001
+    jdf = spark._jsparkSession.createDataset(keys.rdd(), encoder).toDF()  # noqa: SLF001
+    return DataFrame(jdf, spark).withColumnRenamed("value", "path").withColumn("listed", F.lit(True))
+
+
+def _binary_files(spark: SparkSession, sources: list[str], recursive: bool) -> DataFrame:
+    return (spark.read.format("binaryFile")
+            .option("recursiveFileLookup", str(recursive).lower())
+            .option("ignoreMissingFiles", "true")
+            .option("ignoreCorruptFiles", "true")
+            .load(sources if len(sources) > 1 else sources[0]))
+
+
+def extension_filter(extensions: list[str]) -> Column:
+    pattern = r"(?i)\.(" + "|".join(e.lower().lstrip(".") for e in extensions) + r")$"
+    return F.col("path").rlike(pattern)
+
+
+def list_sources(spark: SparkSession, sources: list[str], recursive: bool) -> tuple[DataFrame, DataFrame]:
+    """(listing: path, listed, size_bytes, modified_at; contents: binaryFile rows with bytes).
+
+    Files in the listing but not in the contents could not be read; files in the
+    listing without a size are the zero-byte ones.
+    """
+    files = _binary_files(spark, sources, recursive)
+    sizes = files.select("path", F.col("length").alias("size_bytes"), F.col("modificationTime").alias("modified_at"))
+    listing = list_paths(spark, sources, recursive).join(sizes, "path", "left")
+    return listing, files
+
+
+def list_folder(spark: SparkSession, source: str, extensions: list[str]) -> tuple[DataFrame, DataFrame]:
+    is_glob = any(c in source for c in "*?[")
+    listing, contents = list_sources(spark, [source], recursive=not is_glob)
+    return listing.where(extension_filter(extensions)), contents.where(extension_filter(extensions))
+
+
+def _qualify(path_col: Column, base_dir: str) -> Column:
+    """Manifest paths: keep URIs, make absolute local paths file: URIs, resolve relative
+    paths against the manifest's own folder (as binaryFile reports paths)."""
+    has_scheme = path_col.rlike(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+    return (F.when(has_scheme, path_col)
+            .when(path_col.startswith("/"), F.concat(F.lit("file:"), path_col))
+            .otherwise(F.concat(F.lit(base_dir.rstrip("/") + "/"), path_col)))
+
+
+def read_manifest(spark: SparkSession, manifest: str) -> DataFrame:
+    lower = manifest.lower().rstrip("/")
+    if not path_exists(spark, manifest):
+        raise ConfigError(f"manifest not found: {manifest}")
+    if lower.endswith(".csv"):
+        df = spark.read.option("header", "true").csv(manifest)
+    elif path_exists(spark, manifest.rstrip("/") + "/_delta_log"):
+        df = spark.read.format("delta").load(manifest)
+    else:
+        df = spark.read.parquet(manifest)
+    if "path" not in df.columns:
+        raise ConfigError(f"manifest {manifest} has no 'path' column (columns: {', '.join(df.columns)})")
+    base = manifest if "://" in manifest or manifest.startswith("file:") else "file:" + os.path.abspath(manifest)
+    return df.withColumn("path", _qualify(F.col("path"), base.rsplit("/", 1)[0])).dropDuplicates(["path"])
+
+
+def list_manifest(spark: SparkSession, manifest: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Like list_folder, but for the files a manifest names, whatever their extension.
+
+    The folders holding the manifest's files are listed (their number, not the number
+    of images, reaches the driver). Manifest rows missing from those listings stay in
+    the output as `unreadable` (file not found). Other files in those folders are read
+    and dropped by the join.
+    """
+    folders = [r[0] for r in manifest.select(F.regexp_extract("path", r"^(.*)/[^/]*$", 1).alias("d"))
+               .distinct().collect()]
+    existing = [d for d in folders if d and path_exists(spark, d)]
+    log.info("manifest: its files lie in %d folders, %d of them exist", len(folders), len(existing))
+    if not existing:
+        listing = manifest.withColumn("listed", F.lit(None).cast("boolean")) \
+            .withColumn("size_bytes", F.lit(None).cast("long")).withColumn("modified_at", F.lit(None).cast("timestamp"))
+        empty = spark.createDataFrame([], "path string, length long, content binary")
+        return listing, empty
+    listing, contents = list_sources(spark, existing, recursive=False)
+    listing = manifest.join(listing, "path", "left")
+    return listing, contents.join(manifest.select("path"), "path", "left_semi")
+
+
+# ---------------------------------------------------------------- transform
+def describe_contents(contents: DataFrame, limits: Limits) -> DataFrame:
+    """Decode health and statistics per image, on executors, one Arrow batch at a time."""
+
+    @pandas_udf(DESCRIBE_SCHEMA)
+    def describe_udf(content: pd.Series) -> pd.DataFrame:
+        return describe_batch(content, limits)
+
+    readable = contents.where(F.col("length") <= limits.max_file_bytes)
+    return readable.select(
+        "path",
+        F.sha2("content", 256).alias("content_hash"),
+        describe_udf("content").alias("d"),
+    ).select("path", "content_hash", "d.*")
+
+
+def derive_layout(df: DataFrame, layout: str) -> DataFrame:
+    """label (and split) from folder names: .../label/file or .../split/label/file."""
+    parts = F.split(F.col("path"), "/")
+    if layout == "none":
+        derived = {}
+    elif layout == "label":
+        derived = {"label": F.element_at(parts, -2)}
+    elif layout == "split/label":
+        derived = {"label": F.element_at(parts, -2), "split": F.element_at(parts, -3)}
+    else:
+        raise ConfigError(f"ingest.layout must be none, label or split/label, got '{layout}'")
+    for name, value in derived.items():
+        df = df.withColumn(name, F.coalesce(F.col(name).cast("string"), value) if name in df.columns else value)
+    for name in ("label", "split"):
+        if name not in df.columns:
+            df = df.withColumn(name, F.lit(None).cast("string"))
+    return df
+
+
+def quality_flags(flags: dict) -> Column:
+    """The flags array from statistics and thresholds (empty unless status is ok)."""
+    short_side = F.least("width", "height")
+    long_side = F.greatest("width", "height")
+    rules = [
+        ("dark", F.col("luma_p99") <= flags["dark_p99_max"]),
+        ("bright", F.col("luma_p01") >= flags["bright_p01_min"]),
+        ("blurry", F.col("blur") < flags["blurry_max"]),
+        ("low_information", F.col("entropy") < flags["low_information_max"]),
+        ("tiny", short_side < flags["tiny_min_side"]),
+        ("odd_aspect", long_side / F.greatest(short_side, F.lit(1)) > flags["odd_aspect_ratio"]),
+    ]
+    candidates = F.array(*[F.when(cond, F.lit(name)) for name, cond in rules])
+    return F.when(F.col("status") == "ok", F.filter(candidates, lambda x: x.isNotNull())).otherwise(
+        F.array().cast("array<string>"))
+
+
+def assemble_images(listing: DataFrame, described: DataFrame, cfg: dict, run_id: str) -> DataFrame:
+    """Join the listing (every input) to what could be read; nothing is dropped."""
+    ing = cfg["ingest"]
+    df = listing.join(described, "path", "left")
+    unread = F.col("status").isNull()
+    not_found = F.col("listed").isNull()
+    zero_bytes = F.col("listed") & (F.coalesce("size_bytes", F.lit(0)) == 0)  # Spark never reads 0-byte files
+    too_big = F.col("size_bytes") > ing["max_file_bytes"]
+    df = (df
+          .withColumn("size_bytes", F.when(unread & zero_bytes, F.lit(0)).otherwise(F.col("size_bytes")))
+          .withColumn("error", F.when(unread & not_found, F.lit("file not found"))
+                      .when(unread & zero_bytes, F.lit("file is empty (0 bytes)"))
+                      .when(unread & too_big, F.concat(F.lit("file is "), F.col("size_bytes").cast("string"),
+                                                       F.lit(f" bytes, over max_file_bytes={ing['max_file_bytes']}")))
+                      .when(unread, F.lit("file could not be read (I/O error, not a file, or removed while running)"))
+                      .otherwise(F.col("error")))
+          .withColumn("status", F.when(unread & zero_bytes, F.lit("empty"))
+                      .when(unread & too_big, F.lit("too_large"))
+                      .when(unread, F.lit("unreadable")).otherwise(F.col("status")))
+          .withColumn("image_id", F.xxhash64("path"))
+          .withColumn("flags", quality_flags(ing["flags"]))
+          .withColumn("ingested_at", F.current_timestamp())
+          .withColumn("run_id", F.lit(run_id)))
+    df = derive_layout(df, ing["layout"])
+    extra = [c for c in df.columns if c not in IMAGE_COLUMNS and c != "listed"]
+    return df.select(*IMAGE_COLUMNS, *extra)
+
+
+# ---------------------------------------------------------------- job
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", nargs="?", help="folder or glob of images (any Hadoop URI)")
+    parser.add_argument("--manifest", help="CSV, Parquet or Delta table with a path column")
+    parser.add_argument("--layout", choices=["none", "label", "split/label"],
+                        help="derive label/split from folders (default: ingest.layout)")
+
+
+def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str) -> DataFrame:
+    ing = cfg["ingest"]
+    if bool(source) == bool(manifest):
+        raise ConfigError("give either an INPUT folder/glob or --manifest FILE (exactly one)")
+    if manifest:
+        listing, contents = list_manifest(spark, read_manifest(spark, manifest))
+    else:
+        if not any(c in source for c in "*?[") and not path_exists(spark, source):
+            raise ConfigError(f"input not found: {source}")
+        listing, contents = list_folder(spark, source, ing["extensions"])
+    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], ing["stats_max_side"])
+    return assemble_images(listing, describe_contents(contents, limits), cfg, run_id)
+
+
+def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> None:
+    if args.layout:
+        cfg["ingest"]["layout"] = args.layout
+    images = build_images(spark, cfg, args.input, args.manifest, run_id)
+    path = write_table(images, args.output, "images", cfg["output"]["format"])
+    counts = {r["status"]: r["count"] for r in spark.read.format(cfg["output"]["format"]).load(path)
+              .groupBy("status").count().collect()}
+    log.info("images: %d rows at %s (%s)", sum(counts.values()), path,
+             ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+if __name__ == "__main__":
+    from sparkdup.stage import main_for
+
+    sys.exit(main_for(sys.modules[__name__]))

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) setup of a development or CI machine:
+#   - Debian packages: real test images (openclipart-png, oxygen-icon-theme)
+#   - a virtualenv in .venv with the pinned Python packages (scripts/requirements.txt)
+#   - a cached pyspark wheel (pyspark ships only a 450 MB sdist) and a portable annoy wheel
+#   - the JVM jars (Delta, and GraphFrames where the registry serves it) in the jar cache
+#   - the default embedding model, built once into the model cache
+# A second run finds everything in place and changes nothing.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+cache="${SPARKDUP_CACHE:-$HOME/.cache/sparkdup}"
+wheels="$cache/wheels"; jars="$cache/jars"
+mkdir -p "$wheels" "$jars"
+say() { printf '[setup] %s\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------
+need_apt=()
+for pkg in openclipart-png oxygen-icon-theme; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# --- Python ----------------------------------------------------------------
+[ -x .venv/bin/python ] || { say "creating .venv"; python3 -m venv .venv; }
+py=.venv/bin/python
+$py -m pip install -q --upgrade pip wheel setuptools
+pin() { grep -E "^$1==" scripts/requirements.txt | head -1; }
+if ! ls "$wheels"/pyspark-"$(pin pyspark | cut -d= -f3)"-*.whl >/dev/null 2>&1; then
+  say "building the pyspark wheel once (several minutes)"
+  $py -m pip wheel -q --no-deps "$(pin pyspark)" -w "$wheels"
+fi
+annoy_v="$(pin annoy | cut -d= -f3)"
+if ! ls "$wheels"/annoy-"$annoy_v"-*.whl >/dev/null 2>&1; then
+  # annoy compiles with -march=native by default: a build from one CPU can crash an
+  # executor on another. Build for the x86-64-v2 baseline instead.
+  say "building a portable annoy wheel"
+  ANNOY_COMPILER_ARGS="-D_CRT_SECURE_NO_WARNINGS,-DANNOYLIB_MULTITHREADED_BUILD,-O3,-march=x86-64-v2,-mtune=generic" \
+    $py -m pip wheel -q --no-cache-dir --no-deps --no-binary annoy "annoy==$annoy_v" -w "$wheels"
+    $py -m pip install -q --no-index --find-links "$wheels" --force-reinstall --no-deps "annoy==$annoy_v"
+fi
+$py -m pip install -q --find-links "$wheels" -r scripts/requirements.txt
+$py -m pip install -q --no-deps --no-build-isolation -e .
+
+# --- JVM jars --------------------------------------------------------------
+if ! ls "$jars"/delta-spark_2.13-*.jar >/dev/null 2>&1; then
+  say "fetching Delta jars with mvn"
+  mvn -q -f scripts/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$jars" \
+      -DincludeScope=runtime -DexcludeGroupIds=org.apache.spark,org.scala-lang,org.antlr
+fi
+gf_artifact="io.graphframes:graphframes-spark4_2.13:0.10.0"
+if ! ls "$jars"/graphframes-*.jar >/dev/null 2>&1; then
+  if mvn -q dependency:copy -Dartifact="$gf_artifact" -DoutputDirectory="$jars" >/dev/null 2>&1; then
+    say "fetched $gf_artifact"
+  else
+    say "NOTE: the registry did not serve $gf_artifact; sparkdup will use its built-in"
+    say "      DataFrame connected components (same results, see docs/graph.md)"
+  fi
+fi
+
+# --- default model ---------------------------------------------------------
+if $py -c "import sparkdup.models.build_cache" >/dev/null 2>&1; then
+  $py -m sparkdup.models.build_cache
+fi
+say "ready: . .venv/bin/activate && sparkdup --help"

@@ -1,0 +1,98 @@
+"""The one place a SparkSession is obtained.
+
+Local mode (nothing running yet, not under spark-submit): start ``local[*]`` with the
+jars that scripts/setup.sh cached, Delta's SQL extensions and a checkpoint directory.
+
+Under spark-submit, Databricks or EMR (a JVM gateway or an active session already
+exists): take the running session as it is. The cluster owner's configuration wins;
+sparkdup only sets the runtime SQL settings its own stages need.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+
+from pyspark.sql import SparkSession
+
+log = logging.getLogger("sparkdup")
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def cache_dir() -> str:
+    """Where setup.sh keeps wheels, jars and built models."""
+    return os.environ.get("SPARKDUP_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "sparkdup"))
+
+
+def cached_jars() -> list[str]:
+    return sorted(glob.glob(os.path.join(cache_dir(), "jars", "*.jar")))
+
+
+def _launched_by_spark_submit() -> bool:
+    # spark-submit (and notebook runtimes) start Python with a gateway to an existing JVM.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(cfg: dict) -> SparkSession:
+    """Return the session to run on, creating a local one only when none exists."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        spark = active
+    elif _launched_by_spark_submit():
+        spark = SparkSession.builder.appName(cfg["spark"]["app_name"]).getOrCreate()
+    else:
+        spark = _local_session(cfg)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["spark"]["arrow_batch_rows"]))
+    return spark
+
+
+def _local_session(cfg: dict) -> SparkSession:
+    sc = cfg["spark"]
+    jars = cached_jars()
+    builder = (
+        SparkSession.builder.master(sc["master"])
+        .appName(sc["app_name"])
+        .config("spark.driver.memory", sc["driver_memory"])
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.python.worker.reuse", "true")
+    )
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    if any("delta-spark" in os.path.basename(j) for j in jars):
+        builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
+            "spark.sql.catalog.spark_catalog", DELTA_CATALOG
+        )
+    else:
+        log.warning("Delta jars not found in %s; run scripts/setup.sh or use --format parquet", cache_dir())
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _jvm_has_class(spark: SparkSession, name: str) -> bool:
+    # Jars added with spark.jars / --jars live in the context class loader, not the system one.
+    jvm = spark._jvm  # noqa: SLF001
+    try:
+        jvm.java.lang.Thread.currentThread().getContextClassLoader().loadClass(name)
+        return True
+    except Exception:  # py4j wraps ClassNotFoundException
+        return False
+
+
+def delta_available(spark: SparkSession) -> bool:
+    return _jvm_has_class(spark, "io.delta.tables.DeltaTable")
+
+
+def graphframes_available(spark: SparkSession) -> bool:
+    return _jvm_has_class(spark, "org.graphframes.GraphFrame")
+
+
+def ensure_checkpoint_dir(spark: SparkSession, cfg: dict, output: str) -> str:
+    """Iterative graph jobs need a checkpoint dir on a filesystem every executor sees."""
+    path = cfg["spark"]["checkpoint_dir"] or output.rstrip("/") + "/_checkpoints"
+    if not spark.sparkContext.getCheckpointDir():
+        spark.sparkContext.setCheckpointDir(path)
+    return spark.sparkContext.getCheckpointDir()

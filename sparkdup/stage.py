@@ -1,0 +1,62 @@
+"""What every stage's command line shares: options, settings, session, logging, exit codes.
+
+A job module defines ``add_arguments(parser)`` and ``run(spark, cfg, args, run_id)``;
+``main_for(job)`` turns it into a command usable both as ``sparkdup <stage>`` and as
+``spark-submit jobs/<stage>.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from sparkdup.config import ConfigError, load_config, with_overrides
+from sparkdup.tables import new_run_id
+
+log = logging.getLogger("sparkdup")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, help="folder (any Hadoop URI) holding the result tables")
+    parser.add_argument("--format", choices=["delta", "parquet"], help="table format (default: output.format)")
+    parser.add_argument("--profile", help="settings profile from conf/: local, databricks, emr")
+    parser.add_argument("--conf", action="append", default=[], metavar="FILE", help="YAML settings file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set ingest.flags.blurry_max=20")
+    parser.add_argument("--run-id", help="identifier stored with every row (default: generated)")
+
+
+def settings_from_args(args: argparse.Namespace) -> dict:
+    cfg = load_config(args.profile, args.conf, args.set)
+    return with_overrides(cfg, output={"format": args.format})
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sparkdup %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+
+
+def execute(job, args: argparse.Namespace) -> int:
+    """Run one stage; user-fixable errors become one clear line and exit code 2."""
+    from sparkdup.session import get_spark
+
+    try:
+        cfg = settings_from_args(args)
+        spark = get_spark(cfg)
+        run_id = args.run_id or new_run_id()
+        started = time.time()
+        job.run(spark, cfg, args, run_id)
+        log.info("%s finished in %.1f s (run %s)", job.__name__.rsplit(".", 1)[-1], time.time() - started, run_id)
+        return 0
+    except ConfigError as exc:
+        print(f"sparkdup: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main_for(job, argv: list[str] | None = None) -> int:
+    setup_logging()
+    parser = argparse.ArgumentParser(prog=f"sparkdup {job.__name__.rsplit('.', 1)[-1]}", description=job.__doc__)
+    job.add_arguments(parser)
+    add_common_arguments(parser)
+    return execute(job, parser.parse_args(argv))

@@ -1,0 +1,79 @@
+"""Reading and writing result tables: one folder per table under the output location.
+
+Delta (default): an overwrite is one transaction, so readers see the previous run until
+the new one commits, and Delta history keeps the previous version.
+Parquet: written to a sibling temporary folder first and swapped in with renames, so an
+interrupted run leaves the previous table readable.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+
+from pyspark.sql import DataFrame, SparkSession
+
+from sparkdup.config import ConfigError
+from sparkdup.session import delta_available
+
+log = logging.getLogger("sparkdup")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def table_path(output: str, name: str) -> str:
+    return output.rstrip("/") + "/" + name
+
+
+def _hadoop_fs(spark: SparkSession, path: str):
+    jvm = spark._jvm  # noqa: SLF001
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    fs, hpath = _hadoop_fs(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def _check_format(spark: SparkSession, fmt: str) -> None:
+    if fmt not in ("delta", "parquet"):
+        raise ConfigError(f"output.format must be 'delta' or 'parquet', got '{fmt}'")
+    if fmt == "delta" and not delta_available(spark):
+        raise ConfigError(
+            "Delta Lake is not on this Spark's classpath: add io.delta:delta-spark_2.13:4.0.0 "
+            "(--packages or cluster library), run scripts/setup.sh for local mode, or use --format parquet"
+        )
+
+
+def write_table(df: DataFrame, output: str, name: str, fmt: str) -> str:
+    """Replace table `name` under `output` with df; returns the table's path."""
+    spark = df.sparkSession
+    _check_format(spark, fmt)
+    path = table_path(output, name)
+    if fmt == "delta":
+        (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path))
+        return path
+    fs, final = _hadoop_fs(spark, path)
+    tmp_path = path + f".__writing_{uuid.uuid4().hex[:8]}"
+    df.write.mode("overwrite").parquet(tmp_path)
+    jvm = spark._jvm  # noqa: SLF001
+    old = jvm.org.apache.hadoop.fs.Path(path + f".__old_{uuid.uuid4().hex[:8]}")
+    if fs.exists(final) and not fs.rename(final, old):
+        raise IOError(f"could not move the previous {name} table aside at {path}")
+    if not fs.rename(jvm.org.apache.hadoop.fs.Path(tmp_path), final):
+        fs.rename(old, final)
+        raise IOError(f"could not move the new {name} table into place at {path}")
+    fs.delete(old, True)
+    return path
+
+
+def read_table(spark: SparkSession, output: str, name: str) -> DataFrame:
+    path = table_path(output, name)
+    if not path_exists(spark, path):
+        raise ConfigError(f"table '{name}' not found at {path}: run the stage that writes it first")
+    if path_exists(spark, path + "/_delta_log"):
+        return spark.read.format("delta").load(path)
+    return spark.read.parquet(path)

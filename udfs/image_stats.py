@@ -1,0 +1,48 @@
+"""Per-image statistics from a decoded RGB array (pure numpy, no Spark).
+
+All measures are on the luminance (ITU-R 601 luma, 0-255) of the downscaled copy that
+udfs.decode returns, so they do not depend on the file's resolution more than needed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+STAT_COLUMNS = ("brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99")
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def laplacian_variance(gray: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian: low for blurred or flat images."""
+    if gray.shape[0] < 3 or gray.shape[1] < 3:
+        return 0.0
+    lap = (
+        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    )
+    return float(lap.var())
+
+
+def entropy_bits(gray: np.ndarray) -> float:
+    """Shannon entropy of the 256-bin luminance histogram, in bits (0 to 8)."""
+    hist = np.bincount(np.clip(gray, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+    p = hist[hist > 0] / hist.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def image_stats(rgb: np.ndarray) -> dict:
+    gray = luminance(rgb.astype(np.float32))
+    channel_spread = np.ptp(rgb.astype(np.int16), axis=2)
+    p01, p99 = np.percentile(gray, [1, 99])
+    return {
+        "brightness": float(gray.mean()),
+        "contrast": float(gray.std()),
+        "blur": laplacian_variance(gray),
+        "entropy": entropy_bits(gray),
+        # Grey if at most 0.1% of pixels have channels more than 8 levels apart
+        # (tolerates JPEG chroma noise in grey photos saved as RGB).
+        "is_grayscale": bool((channel_spread > 8).mean() <= 0.001),
+        "luma_p01": float(p01),
+        "luma_p99": float(p99),
+    }
