@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import posixpath
 import sys
 
 import pandas as pd
@@ -21,7 +22,7 @@ from pyspark.sql.functions import pandas_udf
 from pyspark.sql import types as T
 
 from sparkdup.config import ConfigError
-from sparkdup.tables import path_exists, write_table
+from sparkdup.tables import hadoop_fs, path_exists, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.ingest import describe_batch
 
@@ -91,15 +92,30 @@ def extension_filter(extensions: list[str]) -> Column:
     return F.col("path").rlike(pattern)
 
 
+def stat_unsized(spark: SparkSession, listing: DataFrame, limit: int = 100_000) -> DataFrame:
+    """Sizes for listed files that Spark's scan gave none: zero-byte files, which Spark
+    never reads, and files gone since listing. They are rare, so they are checked one
+    by one on the driver (at most `limit`, logged when hit)."""
+    rows = listing.where(F.col("size_bytes").isNull()).select("path").limit(limit + 1).collect()
+    if len(rows) > limit:
+        log.warning("more than %d files without a size; the rest are reported unreadable", limit)
+    checked = []
+    for row in rows[:limit]:
+        fs, hpath = hadoop_fs(spark, row.path)
+        checked.append((row.path, int(fs.getFileStatus(hpath).getLen()) if fs.exists(hpath) else None))
+    return spark.createDataFrame(checked, "path string, checked_size long")
+
+
 def list_sources(spark: SparkSession, sources: list[str], recursive: bool) -> tuple[DataFrame, DataFrame]:
     """(listing: path, listed, size_bytes, modified_at; contents: binaryFile rows with bytes).
 
-    Files in the listing but not in the contents could not be read; files in the
-    listing without a size are the zero-byte ones.
+    Files in the listing but not in the contents could not be read.
     """
     files = _binary_files(spark, sources, recursive)
     sizes = files.select("path", F.col("length").alias("size_bytes"), F.col("modificationTime").alias("modified_at"))
     listing = list_paths(spark, sources, recursive).join(sizes, "path", "left")
+    listing = (listing.join(F.broadcast(stat_unsized(spark, listing)), "path", "left")
+               .withColumn("size_bytes", F.coalesce("size_bytes", "checked_size")).drop("checked_size"))
     return listing, files
 
 
@@ -109,13 +125,21 @@ def list_folder(spark: SparkSession, source: str, extensions: list[str]) -> tupl
     return listing.where(extension_filter(extensions)), contents.where(extension_filter(extensions))
 
 
+@pandas_udf(T.StringType())
+def _normalise_relative(paths: pd.Series) -> pd.Series:
+    """Collapse ./ and ../ in relative manifest paths (executor side, per batch)."""
+    return paths.map(lambda p: posixpath.normpath(p) if p is not None else None)
+
+
 def _qualify(path_col: Column, base_dir: str) -> Column:
     """Manifest paths: keep URIs, make absolute local paths file: URIs, resolve relative
     paths against the manifest's own folder (as binaryFile reports paths)."""
     has_scheme = path_col.rlike(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+    scheme, _, base_path = base_dir.partition(":") if not base_dir.startswith("/") else ("", "", base_dir)
+    relative = _normalise_relative(F.concat(F.lit(base_path.rstrip("/") + "/"), path_col))
     return (F.when(has_scheme, path_col)
             .when(path_col.startswith("/"), F.concat(F.lit("file:"), path_col))
-            .otherwise(F.concat(F.lit(base_dir.rstrip("/") + "/"), path_col)))
+            .otherwise(F.concat(F.lit(scheme + ":" if scheme else ""), relative)))
 
 
 def read_manifest(spark: SparkSession, manifest: str) -> DataFrame:
@@ -214,10 +238,9 @@ def assemble_images(listing: DataFrame, described: DataFrame, cfg: dict, run_id:
     df = listing.join(described, "path", "left")
     unread = F.col("status").isNull()
     not_found = F.col("listed").isNull()
-    zero_bytes = F.col("listed") & (F.coalesce("size_bytes", F.lit(0)) == 0)  # Spark never reads 0-byte files
+    zero_bytes = F.col("listed") & (F.col("size_bytes") == 0)
     too_big = F.col("size_bytes") > ing["max_file_bytes"]
     df = (df
-          .withColumn("size_bytes", F.when(unread & zero_bytes, F.lit(0)).otherwise(F.col("size_bytes")))
           .withColumn("error", F.when(unread & not_found, F.lit("file not found"))
                       .when(unread & zero_bytes, F.lit("file is empty (0 bytes)"))
                       .when(unread & too_big, F.concat(F.lit("file is "), F.col("size_bytes").cast("string"),

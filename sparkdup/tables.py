@@ -27,14 +27,14 @@ def table_path(output: str, name: str) -> str:
     return output.rstrip("/") + "/" + name
 
 
-def _hadoop_fs(spark: SparkSession, path: str):
+def hadoop_fs(spark: SparkSession, path: str):
     jvm = spark._jvm  # noqa: SLF001
     hpath = jvm.org.apache.hadoop.fs.Path(path)
     return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:
-    fs, hpath = _hadoop_fs(spark, path)
+    fs, hpath = hadoop_fs(spark, path)
     return bool(fs.exists(hpath))
 
 
@@ -56,7 +56,7 @@ def write_table(df: DataFrame, output: str, name: str, fmt: str) -> str:
     if fmt == "delta":
         (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path))
         return path
-    fs, final = _hadoop_fs(spark, path)
+    fs, final = hadoop_fs(spark, path)
     tmp_path = path + f".__writing_{uuid.uuid4().hex[:8]}"
     df.write.mode("overwrite").parquet(tmp_path)
     jvm = spark._jvm  # noqa: SLF001

@@ -50,7 +50,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
+        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
         mode = img.mode

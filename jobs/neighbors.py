@@ -1,0 +1,375 @@
+"""neighbors: the k nearest neighbours of every embedded image, by cosine similarity.
+
+Extract: `embeddings` (L2-normalised vectors) and `images` (content hashes). Transform:
+approximate or exact top-k search, plus byte-identical links. Load: `neighbors`
+(src, dst, rank, similarity, source, run_id), k rows per embedded image (n-1 when fewer).
+
+Backends (neighbors.backend, --backend): faiss_hnsw (HNSW graph, inner product), annoy
+(random-projection trees, angular), exact (blocked matrix product, for small data and for
+measuring recall). Approximate backends partition the space into buckets: spherical
+k-means centroids fitted on a bounded sample collected to the driver; every vector is
+indexed in its nearest bucket and queried in its `probe_buckets` nearest ones; the
+candidates of the probed buckets are merged into the global top k on the executors.
+Small inputs (at most bucket_target_size vectors) use one bucket.
+
+Where indexes are built: on the driver, one bucket after another, from the bucket's
+vectors streamed with toLocalIterator (one partition at a time, sorted by bucket), at most
+max_bucket_size vectors per bucket (logged when hit). Reasons: (1) no filesystem shared
+between driver and executors is assumed, and the driver is the one place that can both
+write a local file and publish it with SparkContext.addFile; executor-built indexes would
+have to travel back through the driver anyway (as collected bytes) or need a shared
+store; (2) Annoy builds on disk (on_disk_build), so the driver holds ids only, 8 bytes per
+vector; faiss HNSW holds one bucket's index in driver memory while it is built, about
+(4 dim + 8 M) bytes per vector (5.4 KB at 1280-d, M=32): bucket_target_size bounds it;
+(3) both libraries build with all the driver's cores. Executors fetch the files
+(SparkFiles.get) and open each index once per Python worker (module-level cache in
+sparkdup.udfs.ann); Annoy indexes and id files are memory-mapped, so the workers of one
+machine share one copy in the page cache. The exact backend ships the vector matrix
+itself the same way (a .npy file, memory-mapped), bounded by exact_max_rows.
+
+Byte-identical images (same content_hash in `images`, status ok) are always linked with
+source 'hash' and similarity 1.0, whatever the index returns; an index edge to the same
+image becomes the hash edge. Groups of up to hash_group_max members are linked all pairs
+(both directions); larger groups are linked as a star on the group's first member (by
+path) plus a ring (each member to the next, the last to the first), both directions:
+about 4 edges per member instead of n^2, still one connected group for the analyze
+stage. An image keeps all its hash edges even when they outnumber k; index edges fill
+the rest up to k.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from sparkdup.config import ConfigError
+from sparkdup.tables import read_table, write_table
+from sparkdup.udfs import ann
+
+log = logging.getLogger("sparkdup")
+
+NEIGHBOR_COLUMNS = ["src", "dst", "rank", "similarity", "source", "run_id"]
+ASSIGNED_SCHEMA = "image_id long, buckets array<int>, vec binary"
+CANDIDATE_SCHEMA = "src long, dst array<long>, sim array<double>"
+ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+
+# ---------------------------------------------------------------- planning
+def choose_buckets(n: int, nb: dict) -> int:
+    """neighbors.buckets when set, else one bucket per bucket_target_size vectors (>= 1)."""
+    if n <= 0:
+        return 1
+    if int(nb["buckets"]) > 0:
+        return max(1, min(int(nb["buckets"]), n))
+    return max(1, math.ceil(n / int(nb["bucket_target_size"])))
+
+
+def _check(nb: dict) -> None:
+    if nb["backend"] not in ann.BACKENDS:
+        raise ConfigError(f"neighbors.backend must be one of {', '.join(ann.BACKENDS)}, got '{nb['backend']}'")
+    if int(nb["k"]) < 1:
+        raise ConfigError(f"neighbors.k must be at least 1, got {nb['k']}")
+    if int(nb["probe_buckets"]) < 1:
+        raise ConfigError(f"neighbors.probe_buckets must be at least 1, got {nb['probe_buckets']}")
+
+
+def embedding_stats(emb: DataFrame) -> tuple[int, int]:
+    """(rows, dim) in one pass; refuses mixed dimensions or models."""
+    aggs = [F.count(F.lit(1)).alias("n"), F.min(F.size("embedding")).alias("lo"),
+            F.max(F.size("embedding")).alias("hi")]
+    if "model" in emb.columns:
+        aggs.append(F.countDistinct("model").alias("models"))
+    row = emb.agg(*aggs).first()
+    n = int(row["n"])
+    if n == 0:
+        return 0, 0
+    if row["lo"] != row["hi"]:
+        raise ConfigError(f"embeddings mixes vector sizes {row['lo']} and {row['hi']}: re-run embed")
+    if "model" in emb.columns and row["models"] > 1:
+        raise ConfigError(f"embeddings holds vectors of {row['models']} models: re-run embed with one model")
+    return n, int(row["lo"])
+
+
+# ---------------------------------------------------------------- executors: per-batch wrappers
+def _assign(centroids: np.ndarray | None, probe: int, dim: int):
+    def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from sparkdup.udfs.ann import assign_batch
+
+        for pdf in batches:
+            yield assign_batch(pdf, centroids, probe, dim)
+    return fn
+
+
+def _query(plan: ann.QueryPlan):
+    def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from pyspark import SparkFiles
+
+        from sparkdup.udfs.ann import query_batch
+
+        for pdf in batches:
+            yield query_batch(pdf, plan, SparkFiles.get)
+    return fn
+
+
+def _merge(k: int):
+    def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from sparkdup.udfs.ann import merge_batch
+
+        for pdf in batches:
+            yield merge_batch(pdf, k)
+    return fn
+
+
+# ---------------------------------------------------------------- driver: sample, build, ship
+def sample_vectors(emb: DataFrame, n: int, size: int, dim: int, seed: int) -> np.ndarray:
+    """A bounded random sample of the vectors, streamed to the driver."""
+    fraction = min(1.0, 1.2 * size / max(n, 1))
+    sample = emb.sample(False, fraction, seed) if fraction < 1.0 else emb
+    packed = sample.limit(size).select("image_id", "embedding").mapInPandas(_assign(None, 1, dim), ASSIGNED_SCHEMA)
+    vecs = [np.frombuffer(r["vec"], np.float32) for r in packed.toLocalIterator()]
+    if n > size:
+        log.info("neighbors: bucket centroids fitted on a sample of %d of %d vectors (neighbors.sample_size=%d)",
+                 len(vecs), n, size)
+    return np.stack(vecs) if vecs else np.zeros((0, dim), np.float32)
+
+
+def _builder(backend: str, path: str, dim: int, nb: dict, rows: int):
+    if backend == "annoy":
+        return ann.AnnoyBuilder(path, dim, int(nb["seed"]))
+    if backend == "faiss_hnsw":
+        return ann.FaissHnswBuilder(path, dim, int(nb["faiss_hnsw"]["m"]), int(nb["faiss_hnsw"]["ef_construction"]))
+    return ann.MatrixBuilder(path, dim, rows)
+
+
+def _finish(builder, backend: str, nb: dict) -> None:
+    if backend == "annoy":
+        builder.build(int(nb["annoy"]["trees"]), n_jobs=-1)
+    else:
+        builder.build()
+
+
+def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, dim: int, n_buckets: int,
+                  nb: dict, workdir: str, token: str) -> dict[int, str]:
+    """One index per bucket, built on the driver from streamed vectors, published with
+    SparkContext.addFile. Returns bucket -> file name (for SparkFiles.get)."""
+    primary = assigned.select("image_id", F.col("buckets")[0].alias("bucket"), "vec")
+    sizes = {r["bucket"]: r["count"] for r in primary.groupBy("bucket").count().collect()}
+    limit = int(nb["exact_max_rows"]) if backend == "exact" else int(nb["max_bucket_size"])
+    over = {b: c for b, c in sizes.items() if c > limit}
+    if over and backend == "exact":
+        raise ConfigError(f"the exact backend holds at most neighbors.exact_max_rows={limit} vectors, "
+                          f"embeddings has {sum(sizes.values())}: use --backend faiss_hnsw or annoy, "
+                          f"or raise the limit")
+    if over:
+        log.warning("neighbors: %d bucket(s) over neighbors.max_bucket_size=%d (%s): only %d vectors of each "
+                    "are indexed; the other %d vectors still get neighbours but cannot be found as one",
+                    len(over), limit, ", ".join(f"bucket {b}: {c}" for b, c in sorted(over.items())), limit,
+                    sum(c - limit for c in over.values()))
+        keep = F.lit(True)
+        for b, c in over.items():  # thin overfull buckets on the executors; the driver caps exactly
+            keep = keep & ((F.col("bucket") != b) | (F.rand(int(nb["seed"])) < min(1.0, 1.05 * limit / c)))
+        primary = primary.where(keep)
+    log.info("neighbors: building %s index(es) for %d bucket(s) on the driver, sizes %s",
+             backend, len(sizes), ", ".join(str(sizes[b]) for b in sorted(sizes)) if len(sizes) <= 20
+             else f"{min(sizes.values())}-{max(sizes.values())}")
+    stream = primary.orderBy("bucket") if n_buckets > 1 else primary
+    rows = ((r["image_id"], r["bucket"], r["vec"]) for r in stream.toLocalIterator(prefetchPartitions=True))
+    files: dict[int, str] = {}
+    builder, current = None, None
+    suffix = {"annoy": "annoy", "faiss_hnsw": "faiss", "exact": "npy"}[backend]
+
+    def close():
+        if builder is None or builder.count == 0:
+            return
+        _finish(builder, backend, nb)
+        spark.sparkContext.addFile(builder.path)
+        spark.sparkContext.addFile(ann.ids_path(builder.path))
+        files[int(current)] = os.path.basename(builder.path)
+        log.info("neighbors: bucket %d: %d vectors indexed (%.0f MiB)", current, builder.count,
+                 os.path.getsize(builder.path) / 2 ** 20)
+
+    for bucket, ids, vecs in ann.iter_bucket_batches(rows):
+        if bucket != current:
+            close()
+            current = bucket
+            path = os.path.join(workdir, f"neighbors-{token}-b{int(bucket)}.{suffix}")
+            builder = _builder(backend, path, dim, nb, sizes.get(bucket, 0))
+        room = (limit - builder.count) if backend != "exact" else len(ids)
+        if room > 0:
+            builder.add(ids[:room], vecs[:room])
+    close()
+    return files
+
+
+# ---------------------------------------------------------------- the search
+def search(spark: SparkSession, emb: DataFrame, nb: dict, workdir: str,
+           persisted: list | None = None) -> DataFrame | None:
+    """Top-k candidates per embedded image: (src, dst array, sim array), self excluded.
+    None when there is nothing to search. Frames it persists are appended to `persisted`
+    (unpersist them once the result is written)."""
+    backend, k = nb["backend"], int(nb["k"])
+    emb = emb.where(F.col("embedding").isNotNull()).select("image_id", "embedding")
+    n, dim = embedding_stats(emb)
+    if n == 0:
+        log.warning("neighbors: embeddings is empty, only byte-identical links are written")
+        return None
+    seed = int(nb["seed"])
+    n_buckets = 1 if backend == "exact" else choose_buckets(n, nb)
+    centroids = None
+    if n_buckets > 1:
+        sample = sample_vectors(emb, n, int(nb["sample_size"]), dim, seed)
+        if len(sample) < 20 * n_buckets:
+            log.warning("neighbors: %d sampled vectors for %d buckets: centroids will be rough "
+                        "(raise neighbors.sample_size)", len(sample), n_buckets)
+        centroids = ann.fit_centroids(sample, n_buckets, int(nb["kmeans_iterations"]), seed)
+        n_buckets = len(centroids)
+    probe = min(int(nb["probe_buckets"]), n_buckets)
+    log.info("neighbors: %d vectors of %d dimensions, backend %s, %d bucket(s), probing %d, k=%d",
+             n, dim, backend, n_buckets, probe, k)
+
+    assigned = emb.mapInPandas(_assign(centroids, probe, dim), ASSIGNED_SCHEMA)
+    assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)  # used 3 times: sizes, build, query
+    if persisted is not None:
+        persisted.append(assigned)
+    token = uuid.uuid4().hex[:10]
+    files = build_indexes(spark, assigned, backend, dim, n_buckets, nb, workdir, token)
+
+    plan = ann.QueryPlan(backend=backend, dim=dim, k=k, files=files,
+                         search_k=int(nb["annoy"]["search_k"]), ef_search=int(nb["faiss_hnsw"]["ef_search"]),
+                         block_rows=int(nb["exact_block_rows"]),
+                         threads=int(spark.conf.get("spark.task.cpus", "1")))
+    parts = max(spark.sparkContext.defaultParallelism,
+                math.ceil(n * probe / int(nb["query_rows_per_partition"])))
+    queries = assigned.select("image_id", F.posexplode("buckets").alias("probe", "bucket"), "vec")
+    queries = (queries.repartitionByRange(parts, "bucket", "image_id") if n_buckets > 1
+               else queries.repartition(parts))
+    candidates = queries.mapInPandas(_query(plan), CANDIDATE_SCHEMA)
+    if probe > 1:
+        grouped = candidates.groupBy("src").agg(F.collect_list(F.struct("dst", "sim")).alias("c"))
+        grouped = grouped.select("src", F.flatten(F.transform("c", lambda s: s["dst"])).alias("dst"),
+                                 F.flatten(F.transform("c", lambda s: s["sim"])).alias("sim"))
+        candidates = grouped.mapInPandas(_merge(k), CANDIDATE_SCHEMA)
+    return candidates
+
+
+def hash_edges(images: DataFrame, group_max: int) -> DataFrame:
+    """(src, dst) links between byte-identical images (status ok), both directions.
+
+    Groups up to group_max members: all pairs. Larger groups: star on the first member (by
+    path, then image_id) plus a ring over the members in that order."""
+    ok = (images.where((F.col("status") == "ok") & F.col("content_hash").isNotNull())
+          .select("image_id", "path", "content_hash").dropDuplicates(["image_id"]))
+    by_hash = Window.partitionBy("content_hash")
+    members = (ok.withColumn("size", F.count(F.lit(1)).over(by_hash))
+               .where(F.col("size") > 1)
+               .withColumn("pos", F.row_number().over(by_hash.orderBy("path", "image_id")) - 1))
+    a, b = members.alias("a"), members.alias("b")
+    small = (a.where(F.col("a.size") <= group_max)
+             .join(b, (F.col("a.content_hash") == F.col("b.content_hash")) & (F.col("a.pos") != F.col("b.pos")))
+             .select(F.col("a.image_id").alias("src"), F.col("b.image_id").alias("dst")))
+    big = members.where(F.col("size") > group_max)
+    first = big.where(F.col("pos") == 0).select("content_hash", F.col("image_id").alias("first"))
+    star = (big.where(F.col("pos") > 0).join(first, "content_hash")
+            .select(F.col("image_id").alias("x"), F.col("first").alias("y")))
+    p, q = big.alias("p"), big.alias("q")
+    ring = (p.join(q, (F.col("p.content_hash") == F.col("q.content_hash"))
+                   & (F.col("q.pos") == (F.col("p.pos") + 1) % F.col("p.size")))
+            .select(F.col("p.image_id").alias("x"), F.col("q.image_id").alias("y")))
+    one_way = star.unionByName(ring)
+    both = (one_way.select(F.col("x").alias("src"), F.col("y").alias("dst"))
+            .unionByName(one_way.select(F.col("y").alias("src"), F.col("x").alias("dst"))))
+    return small.unionByName(both).where(F.col("src") != F.col("dst")).distinct()
+
+
+def assemble(candidates: DataFrame | None, links: DataFrame, k: int, index_source: str,
+             run_id: str) -> DataFrame:
+    """Index edges + hash edges -> ranked neighbours: a hash edge wins over an index edge to the
+    same image; per image all hash edges are kept, index edges fill the rest up to k."""
+    parts = [links.select("src", "dst", F.lit(1.0).alias("similarity"), F.lit(True).alias("is_hash"))]
+    if candidates is not None:
+        found = (candidates.select("src", F.posexplode(F.arrays_zip("dst", "sim")).alias("pos", "e"))
+                 .select("src", F.col("e.dst").alias("dst"), F.col("e.sim").cast("double").alias("similarity"),
+                         F.lit(False).alias("is_hash")))
+        parts.insert(0, found)
+    edges = parts[0]
+    for p in parts[1:]:
+        edges = edges.unionByName(p)
+    edges = (edges.groupBy("src", "dst")
+             .agg(F.max("is_hash").alias("is_hash"), F.max("similarity").alias("similarity"))
+             .withColumn("similarity", F.when(F.col("is_hash"), F.lit(1.0)).otherwise(F.col("similarity"))))
+    by_src = Window.partitionBy("src")
+    ranked = (edges
+              .withColumn("n_hash", F.sum(F.col("is_hash").cast("int")).over(by_src))
+              .withColumn("rank", F.row_number().over(
+                  by_src.orderBy(F.desc("similarity"), F.desc("is_hash"), F.asc("dst"))))
+              .where(F.col("rank") <= F.greatest(F.lit(k), F.col("n_hash"))))
+    return ranked.select(
+        "src", "dst", F.col("rank").cast("int").alias("rank"), "similarity",
+        F.when(F.col("is_hash"), F.lit("hash")).otherwise(F.lit(index_source)).alias("source"),
+        F.lit(run_id).alias("run_id"))
+
+
+def build_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataFrame, nb: dict, run_id: str,
+                    workdir: str, persisted: list | None = None) -> DataFrame:
+    """The `neighbors` table (lazy: the index files in workdir must outlive its write)."""
+    _check(nb)
+    candidates = search(spark, embeddings, nb, workdir, persisted)
+    links = hash_edges(images, int(nb["hash_group_max"]))
+    source = "exact" if nb["backend"] == "exact" else "ann"
+    return assemble(candidates, links, int(nb["k"]), source, run_id)
+
+
+# ---------------------------------------------------------------- job
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=list(ann.BACKENDS), help="search backend (default: neighbors.backend)")
+    parser.add_argument("--k", type=int, help="neighbours per image (default: neighbors.k)")
+
+
+def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> None:
+    nb = cfg["neighbors"]
+    if getattr(args, "backend", None):
+        nb["backend"] = args.backend
+    if getattr(args, "k", None) is not None:
+        nb["k"] = args.k
+    _check(nb)
+    embeddings = read_table(spark, args.output, "embeddings")
+    images = read_table(spark, args.output, "images")
+    if nb["index_dir"]:
+        os.makedirs(nb["index_dir"], exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="sparkdup-neighbors-", dir=nb["index_dir"] or None)
+    previous_batch = spark.conf.get(ARROW_BATCH_KEY, None)
+    spark.conf.set(ARROW_BATCH_KEY, str(nb["arrow_batch_rows"]))
+    persisted: list = []
+    try:
+        edges = build_neighbors(spark, embeddings, images, nb, run_id, workdir, persisted)
+        path = write_table(edges, args.output, "neighbors", cfg["output"]["format"])
+    finally:
+        if previous_batch is not None:
+            spark.conf.set(ARROW_BATCH_KEY, previous_batch)
+        for df in persisted:
+            df.unpersist()
+        shutil.rmtree(workdir, ignore_errors=True)
+    written = spark.read.format(cfg["output"]["format"]).load(path)
+    stats = written.groupBy("source").agg(F.count(F.lit(1)).alias("edges"),
+                                          F.countDistinct("src").alias("images")).collect()
+    log.info("neighbors: %s at %s", ", ".join(f"{r['source']}: {r['edges']} edges from {r['images']} images"
+                                               for r in sorted(stats, key=lambda r: r["source"])) or "no edges",
+             path)
+
+
+if __name__ == "__main__":
+    from sparkdup.stage import main_for
+
+    sys.exit(main_for(sys.modules[__name__]))
