@@ -39,7 +39,7 @@ def _as_rgb(arr: np.ndarray) -> np.ndarray:
     if c == 1:
         return np.repeat(arr, 3, axis=2)
     if c == 4:
-        rgba = Image.fromarray(arr, "RGBA")
+        rgba = Image.fromarray(arr)  # HxWx4 uint8 -> RGBA
         canvas = Image.new("RGBA", rgba.size, WHITE + (255,))
         return np.asarray(Image.alpha_composite(canvas, rgba).convert("RGB"))
     raise ValueError(f"expected 1, 3 or 4 channels, got {c}")
@@ -59,7 +59,7 @@ def fit_to_square(rgb: np.ndarray, size: int, method: str = "center_crop") -> np
     h, w = arr.shape[:2]
     if h == size and w == size:
         return arr
-    img = Image.fromarray(arr, "RGB")
+    img = Image.fromarray(arr)  # HxWx3 uint8 -> RGB
     if method == "center_crop":
         # Crop the central square in source coordinates and resample it in one pass
         # (Pillow's resize antialiases when shrinking; box keeps sub-pixel accuracy).

@@ -24,25 +24,35 @@ def laplacian_variance(gray: np.ndarray) -> float:
     return float(lap.var())
 
 
-def entropy_bits(gray: np.ndarray) -> float:
-    """Shannon entropy of the 256-bin luminance histogram, in bits (0 to 8)."""
-    hist = np.bincount(np.clip(gray, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+def entropy_bits(hist: np.ndarray) -> float:
+    """Shannon entropy of a 256-bin luminance histogram, in bits (0 to 8)."""
     p = hist[hist > 0] / hist.sum()
     return float(-(p * np.log2(p)).sum())
 
 
+def histogram_percentile(hist: np.ndarray, q: float) -> float:
+    """The q-th percentile (0-100) of 8-bit values from their histogram (no sort needed)."""
+    cdf = np.cumsum(hist)
+    return float(np.searchsorted(cdf, q / 100.0 * cdf[-1]))
+
+
+def is_grayscale(rgb: np.ndarray) -> bool:
+    """Grey if at most 0.1% of pixels have channels more than 8 levels apart
+    (tolerates JPEG chroma noise in grey photos saved as RGB)."""
+    r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+    coloured = (np.abs(r - g) > 8) | (np.abs(g - b) > 8)
+    return bool(coloured.mean() <= 0.001)
+
+
 def image_stats(rgb: np.ndarray) -> dict:
     gray = luminance(rgb.astype(np.float32))
-    channel_spread = np.ptp(rgb.astype(np.int16), axis=2)
-    p01, p99 = np.percentile(gray, [1, 99])
+    hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256)
     return {
         "brightness": float(gray.mean()),
         "contrast": float(gray.std()),
         "blur": laplacian_variance(gray),
-        "entropy": entropy_bits(gray),
-        # Grey if at most 0.1% of pixels have channels more than 8 levels apart
-        # (tolerates JPEG chroma noise in grey photos saved as RGB).
-        "is_grayscale": bool((channel_spread > 8).mean() <= 0.001),
-        "luma_p01": float(p01),
-        "luma_p99": float(p99),
+        "entropy": entropy_bits(hist),
+        "is_grayscale": is_grayscale(rgb),
+        "luma_p01": histogram_percentile(hist, 1),
+        "luma_p99": histogram_percentile(hist, 99),
     }
