@@ -281,7 +281,7 @@ def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: s
     return assemble_images(listing, describe_contents(contents, limits), cfg, run_id)
 
 
-def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> None:
+def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     if args.layout:
         cfg["ingest"]["layout"] = args.layout
     images = build_images(spark, cfg, args.input, args.manifest, run_id)
@@ -290,6 +290,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
               .groupBy("status").count().collect()}
     log.info("images: %d rows at %s (%s)", sum(counts.values()), path,
              ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return {"images": sum(counts.values())} | {f"status_{k}": v for k, v in counts.items()}
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ itself the same way (a .npy file, memory-mapped), bounded by exact_max_rows.
 Byte-identical images (same content_hash in `images`, status ok) are always linked with
 source 'hash' and similarity 1.0, whatever the index returns; an index edge to the same
 image becomes the hash edge. Groups of up to hash_group_max members are linked all pairs
-(both directions); larger groups are linked as a star on the group's first member (by
-path) plus a ring (each member to the next, the last to the first), both directions:
+(both directions); larger groups are linked as a star on the group's first member
+(smallest image_id) plus a ring (each member to the next, the last to the first), both directions:
 about 4 edges per member instead of n^2, still one connected group for the analyze
 stage. An image keeps all its hash edges even when they outnumber k; index edges fill
 the rest up to k.
@@ -160,12 +160,15 @@ def _finish(builder, backend: str, nb: dict) -> None:
         builder.build()
 
 
-def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, dim: int, n_buckets: int,
+def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, n: int, dim: int, n_buckets: int,
                   nb: dict, workdir: str, token: str) -> dict[int, str]:
     """One index per bucket, built on the driver from streamed vectors, published with
     SparkContext.addFile. Returns bucket -> file name (for SparkFiles.get)."""
     primary = assigned.select("image_id", F.col("buckets")[0].alias("bucket"), "vec")
-    sizes = {r["bucket"]: r["count"] for r in primary.groupBy("bucket").count().collect()}
+    if n_buckets > 1:
+        sizes = {r["bucket"]: r["count"] for r in primary.groupBy("bucket").count().collect()}
+    else:
+        sizes = {0: n}
     limit = int(nb["exact_max_rows"]) if backend == "exact" else int(nb["max_bucket_size"])
     over = {b: c for b, c in sizes.items() if c > limit}
     if over and backend == "exact":
@@ -244,7 +247,7 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, workdir: str,
     if persisted is not None:
         persisted.append(assigned)
     token = uuid.uuid4().hex[:10]
-    files = build_indexes(spark, assigned, backend, dim, n_buckets, nb, workdir, token)
+    files = build_indexes(spark, assigned, backend, n, dim, n_buckets, nb, workdir, token)
 
     plan = ann.QueryPlan(backend=backend, dim=dim, k=k, files=files,
                          search_k=int(nb["annoy"]["search_k"]), ef_search=int(nb["faiss_hnsw"]["ef_search"]),
@@ -253,8 +256,10 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, workdir: str,
     parts = max(spark.sparkContext.defaultParallelism,
                 math.ceil(n * probe / int(nb["query_rows_per_partition"])))
     queries = assigned.select("image_id", F.posexplode("buckets").alias("probe", "bucket"), "vec")
-    queries = (queries.repartitionByRange(parts, "bucket", "image_id") if n_buckets > 1
-               else queries.repartition(parts))
+    if n_buckets > 1:  # each task then touches one or two buckets' indexes
+        queries = queries.repartitionByRange(parts, "bucket", "image_id")
+    elif assigned.rdd.getNumPartitions() < parts:
+        queries = queries.repartition(parts)
     candidates = queries.mapInPandas(_query(plan), CANDIDATE_SCHEMA)
     if probe > 1:
         grouped = candidates.groupBy("src").agg(F.collect_list(F.struct("dst", "sim")).alias("c"))
@@ -267,27 +272,22 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, workdir: str,
 def hash_edges(images: DataFrame, group_max: int) -> DataFrame:
     """(src, dst) links between byte-identical images (status ok), both directions.
 
-    Groups up to group_max members: all pairs. Larger groups: star on the first member (by
-    path, then image_id) plus a ring over the members in that order."""
-    ok = (images.where((F.col("status") == "ok") & F.col("content_hash").isNotNull())
-          .select("image_id", "path", "content_hash").dropDuplicates(["image_id"]))
-    by_hash = Window.partitionBy("content_hash")
-    members = (ok.withColumn("size", F.count(F.lit(1)).over(by_hash))
-               .where(F.col("size") > 1)
-               .withColumn("pos", F.row_number().over(by_hash.orderBy("path", "image_id")) - 1))
-    a, b = members.alias("a"), members.alias("b")
-    small = (a.where(F.col("a.size") <= group_max)
-             .join(b, (F.col("a.content_hash") == F.col("b.content_hash")) & (F.col("a.pos") != F.col("b.pos")))
-             .select(F.col("a.image_id").alias("src"), F.col("b.image_id").alias("dst")))
-    big = members.where(F.col("size") > group_max)
-    first = big.where(F.col("pos") == 0).select("content_hash", F.col("image_id").alias("first"))
-    star = (big.where(F.col("pos") > 0).join(first, "content_hash")
-            .select(F.col("image_id").alias("x"), F.col("first").alias("y")))
-    p, q = big.alias("p"), big.alias("q")
-    ring = (p.join(q, (F.col("p.content_hash") == F.col("q.content_hash"))
-                   & (F.col("q.pos") == (F.col("p.pos") + 1) % F.col("p.size")))
-            .select(F.col("p.image_id").alias("x"), F.col("q.image_id").alias("y")))
-    one_way = star.unionByName(ring)
+    One shuffle: the members' ids are gathered per content_hash, sorted (8 bytes a member,
+    so even a million copies of one placeholder image make an 8 MB row). Groups up to
+    group_max members: all pairs. Larger groups: a star on the first member (smallest
+    image_id) plus a ring (member i to member i+1, the last to the first)."""
+    ok = images.where((F.col("status") == "ok") & F.col("content_hash").isNotNull())
+    groups = (ok.groupBy("content_hash")
+              .agg(F.array_sort(F.collect_set("image_id")).alias("m"))
+              .select("m", F.size("m").alias("n"))
+              .where(F.col("n") > 1))
+    small = (groups.where(F.col("n") <= group_max)
+             .select("m", F.explode("m").alias("src"))
+             .select("src", F.explode("m").alias("dst")))
+    big = groups.where(F.col("n") > group_max).select("m", "n", F.posexplode("m").alias("i", "x"))
+    one_way = (big.select("x", F.col("m")[0].alias("y"))  # star
+               .unionByName(big.select("x", F.element_at("m", ((F.col("i") + 1) % F.col("n") + 1).cast("int"))
+                                       .alias("y"))))  # ring
     both = (one_way.select(F.col("x").alias("src"), F.col("y").alias("dst"))
             .unionByName(one_way.select(F.col("y").alias("src"), F.col("x").alias("dst"))))
     return small.unionByName(both).where(F.col("src") != F.col("dst")).distinct()
@@ -306,7 +306,8 @@ def assemble(candidates: DataFrame | None, links: DataFrame, k: int, index_sourc
     edges = parts[0]
     for p in parts[1:]:
         edges = edges.unionByName(p)
-    edges = (edges.groupBy("src", "dst")
+    edges = (edges.repartition("src")  # one shuffle serves the dedupe and the ranking
+             .groupBy("src", "dst")
              .agg(F.max("is_hash").alias("is_hash"), F.max("similarity").alias("similarity"))
              .withColumn("similarity", F.when(F.col("is_hash"), F.lit(1.0)).otherwise(F.col("similarity"))))
     by_src = Window.partitionBy("src")

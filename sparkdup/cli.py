@@ -7,7 +7,7 @@ import sys
 
 from sparkdup.stage import add_common_arguments, execute, setup_logging
 
-STAGES = ["ingest"]
+STAGES = ["run", "ingest", "embed", "neighbors", "analyze"]
 
 
 def main(argv: list[str] | None = None) -> int:

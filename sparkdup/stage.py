@@ -45,13 +45,27 @@ def execute(job, args: argparse.Namespace) -> int:
         cfg = settings_from_args(args)
         spark = get_spark(cfg)
         run_id = args.run_id or new_run_id()
-        started = time.time()
-        job.run(spark, cfg, args, run_id)
-        log.info("%s finished in %.1f s (run %s)", job.__name__.rsplit(".", 1)[-1], time.time() - started, run_id)
+        if getattr(job, "PIPELINE", None):
+            job.run(spark, cfg, args, run_id)  # records each of its stages itself
+        else:
+            run_stage(job, spark, cfg, args, run_id)
         return 0
     except ConfigError as exc:
         print(f"sparkdup: error: {exc}", file=sys.stderr)
         return 2
+
+
+def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
+    """Run one stage's job and append its row to the `runs` table."""
+    from sparkdup.runs import record_run
+
+    stage = job.__name__.rsplit(".", 1)[-1]
+    started = time.time()
+    counts = job.run(spark, cfg, args, run_id) or {}
+    seconds = time.time() - started
+    record_run(spark, args.output, cfg["output"]["format"], run_id, stage, started, seconds, counts, cfg)
+    log.info("%s finished in %.1f s (run %s)", stage, seconds, run_id)
+    return counts
 
 
 def main_for(job, argv: list[str] | None = None) -> int:

@@ -123,3 +123,18 @@ def embed_arrays(model_name: str | None, arrays, batch_size: int = 32, method: s
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, np.maximum(norms, 1e-12), out=out)
     return out
+
+
+def embed_contents(model_name: str | None, contents, limits, batch_size: int = 32,
+                   method: str = "center_crop") -> list:
+    """Embed raw file bytes: a unit vector per input, or None where the bytes don't decode.
+
+    Each image is decoded once (bounded by ``limits``, see :mod:`sparkdup.udfs.decode`)
+    and fitted to the model's input once.
+    """
+    from sparkdup.udfs.decode import decode
+
+    decoded = [decode(data, limits) for data in contents]
+    arrays = [d.rgb for d in decoded if d.rgb is not None]
+    vectors = iter(embed_arrays(model_name, arrays, batch_size, method)) if arrays else iter(())
+    return [next(vectors) if d.rgb is not None else None for d in decoded]

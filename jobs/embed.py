@@ -1,0 +1,98 @@
+"""embed: an L2-normalised embedding for every readable image, in the `embeddings` table.
+
+Extract: the `images` table (status ok) and the files' bytes (Spark binaryFile over the
+folders that hold them). Transform: an iterator pandas UDF that loads the model once per
+Python worker (from an importable module, never pickled with the function), decodes each
+image once and runs the model in batches. Load: `embeddings`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.functions import pandas_udf
+
+from sparkdup.tables import path_exists, read_table, write_table
+from sparkdup.udfs.decode import Limits
+from sparkdup.udfs.embed import embed_contents
+
+log = logging.getLogger("sparkdup")
+
+
+def ok_images(images: DataFrame) -> DataFrame:
+    return images.where(F.col("status") == "ok").select("image_id", "path")
+
+
+def image_folders(spark: SparkSession, ok: DataFrame) -> list[str]:
+    """The folders holding the images: their number, not the images', reaches the driver."""
+    folders = [r[0] for r in ok.select(F.regexp_extract("path", r"^(.*)/[^/]*$", 1)).distinct().collect()]
+    return [f for f in folders if f and path_exists(spark, f)]
+
+
+def embed_files(contents: DataFrame, model: str, batch_size: int, resize: str, limits: Limits) -> DataFrame:
+    """(path, embedding) for each file; files that fail to decode get a null embedding."""
+
+    @pandas_udf(T.ArrayType(T.FloatType()))
+    def embed_udf(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for content in batches:
+            vectors = embed_contents(model, content, limits, batch_size, resize)
+            yield pd.Series([None if v is None else v.astype(np.float32) for v in vectors])
+
+    return contents.select("path", embed_udf("content").alias("embedding"))
+
+
+def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: str) -> DataFrame:
+    emb, ing = cfg["embed"], cfg["ingest"]
+    from sparkdup.models.registry import model_name, resolve
+
+    name = model_name(emb["model"], emb["weights"])
+    spec = resolve(name)
+    ok = ok_images(images)
+    folders = image_folders(spark, ok)
+    if not folders:
+        return spark.createDataFrame([], "image_id long, embedding array<float>, model string, dim int, run_id string")
+    contents = (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
+                .option("ignoreCorruptFiles", "true").load(folders)
+                .where(F.col("length").between(1, ing["max_file_bytes"]))
+                .withColumn("image_id", F.xxhash64("path"))
+                .join(F.broadcast(ok.select("image_id")), "image_id", "left_semi"))
+    # Decode at a bit over the model's input size: enough pixels for the crop, no more.
+    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], max_side=2 * spec.input_size)
+    vectors = embed_files(contents, name, emb["batch_size"], emb["resize"], limits)
+    return (vectors.where(F.col("embedding").isNotNull())
+            .select(F.xxhash64("path").alias("image_id"), "embedding",
+                    F.lit(name).alias("model"), F.size("embedding").alias("dim"), F.lit(run_id).alias("run_id")))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model name or path (default: embed.model)")
+    parser.add_argument("--batch-size", type=int, help="images per model call (default: embed.batch_size)")
+
+
+def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
+    if getattr(args, "model", None):
+        cfg["embed"]["model"] = args.model
+    if getattr(args, "batch_size", None):
+        cfg["embed"]["batch_size"] = args.batch_size
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["embed"]["arrow_batch_rows"]))
+    images = read_table(spark, args.output, "images")
+    path = write_table(build_embeddings(spark, cfg, images, run_id), args.output, "embeddings", cfg["output"]["format"])
+    n_ok = images.where(F.col("status") == "ok").count()
+    n = read_table(spark, args.output, "embeddings").count()
+    log.info("embeddings: %d of %d readable images at %s", n, n_ok, path)
+    if n < n_ok:
+        log.warning("%d readable images could not be embedded (changed or removed since ingest?)", n_ok - n)
+    return {"embeddings": n, "not_embedded": n_ok - n}
+
+
+if __name__ == "__main__":
+    from sparkdup.stage import main_for
+
+    sys.exit(main_for(sys.modules[__name__]))

@@ -1,0 +1,64 @@
+"""run: the whole pipeline, ingest -> embed -> neighbors -> analyze, in one Spark session.
+
+Each stage is the same job that `sparkdup <stage>` / `spark-submit jobs/<stage>.py` runs;
+they share one run_id, so every table's rows from this run can be joined to `runs`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pyspark.sql import SparkSession
+
+from sparkdup.stage import run_stage
+from sparkdup.tables import table_path
+
+log = logging.getLogger("sparkdup")
+
+PIPELINE = ("ingest", "embed", "neighbors", "analyze")
+
+
+def _stage(name: str):
+    return importlib.import_module(f"sparkdup.jobs.{name}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for name in PIPELINE:
+        _stage(name).add_arguments(parser)
+
+
+def summary(counts: dict, output: str) -> str:
+    """The short table printed at the end of a run."""
+    rows = [
+        ("images", counts.get("images", 0)),
+        ("  not readable (broken, empty, ...)", counts.get("images", 0) - counts.get("status_ok", 0)),
+        ("embedded", counts.get("embeddings", 0)),
+        ("duplicate groups", counts.get("duplicate_groups", 0)),
+        ("  duplicates to remove", counts.get("duplicates_to_remove", 0)),
+        ("outliers", counts.get("outliers", 0)),
+        ("train/val leaks (pairs)", counts.get("leaks", 0)),
+        ("label issues", counts.get("label_issues", 0)),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{name:<{width}}  {value:>8}" for name, value in rows]
+    lines.append(f"tables under {output}: " + ", ".join(
+        ["images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs"]))
+    lines.append(f"e.g. SELECT * FROM delta.`{table_path(output, 'duplicate_groups')}`")
+    return "\n".join(lines)
+
+
+def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
+    counts: dict = {}
+    for name in PIPELINE:
+        log.info("stage %s ...", name)
+        counts.update(run_stage(_stage(name), spark, cfg, args, run_id))
+    print(summary(counts, args.output))
+    return counts
+
+
+if __name__ == "__main__":
+    from sparkdup.stage import main_for
+
+    sys.exit(main_for(sys.modules[__name__]))
