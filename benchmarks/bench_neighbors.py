@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", default="16,32,64,128,256", help="faiss HNSW efSearch values")
     parser.add_argument("--buckets", type=int, default=1,
                         help="also measure bucketed search: k-means buckets, each query probes --probe")
-    parser.add_argument("--probe", type=int, default=2)
+    parser.add_argument("--probe", type=int, default=2, help="buckets probed per query in the bucketed runs")
+    parser.add_argument("--no-bucket-index", dest="bucket_index", action="store_false",
+                        help="with --buckets: only the recall ceiling of bucketing, no per-bucket indexes")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (1 = one Spark core)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -157,11 +159,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def add(backend, params, recall, build, query, note=""):
         b = None if build is None else (build.cpu * per10k_n, build.wall * per10k_n)
-        q = (query.cpu * per10k_q, query.wall * per10k_q)
+        q = None if query is None else (query.cpu * per10k_q, query.wall * per10k_q)
         rows.append((backend, params, recall, b, q, note))
         bs = "-" if b is None else f"{b[0]:.2f} ({b[1]:.2f} wall)"
+        qs = "-" if q is None else f"{q[0]:.2f} ({q[1]:.2f} wall)"
         print(f"  {backend:<10} {params:<28} recall@{k}={recall:.4f} build/10k={bs} s "
-              f"query/10k={q[0]:.2f} ({q[1]:.2f} wall) s {note}", file=sys.stderr, flush=True)
+              f"query/10k={qs} s {note}", file=sys.stderr, flush=True)
 
     def merged(i, s):
         return ann.merge_candidates(qids, i, s, k)
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 add("faiss_hnsw", f"M={m} efC={args.ef_construction} ef={ef}", recall(*a), build_s, q_s,
                     f"index {os.path.getsize(path) / 2**20:.0f} MiB")
         if args.buckets > 1:
-            _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall)
+            _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, exact_valid)
     finally:
         ann.clear_cache()
         for f in os.listdir(tmp):
@@ -214,15 +217,15 @@ def main(argv: list[str] | None = None) -> int:
           f"| (wall: build / query) | note |")
     print("|---|---|---|---|---|---|---|")
     for backend, params, rec, b, q, note in rows:
-        bs = "-" if b is None else f"{b[0]:.2f}"
-        bw = "-" if b is None else f"{b[1]:.2f}"
-        print(f"| {backend} | {params} | {rec:.4f} | {bs} | {q[0]:.2f} | {bw} / {q[1]:.2f} | {note} |")
+        bs, bw = ("-", "-") if b is None else (f"{b[0]:.2f}", f"{b[1]:.2f}")
+        qs, qw = ("-", "-") if q is None else (f"{q[0]:.2f}", f"{q[1]:.2f}")
+        print(f"| {backend} | {params} | {rec:.4f} | {bs} | {qs} | {bw} / {qw} | {note} |")
     print()
     print("Command: `python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])) + "`")
     return 0
 
 
-def _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall):
+def _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, e_valid):
     """Bucketed search as the job does it: k-means on a sample, index per bucket, probe P."""
     import numpy as np
 
@@ -232,6 +235,20 @@ def _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall):
         centroids = ann.fit_centroids(sample, args.buckets, iterations=10, seed=args.seed)
         primary = ann.nearest_buckets(x, centroids, 1)[:, 0]
     sizes = np.bincount(primary, minlength=len(centroids))
+    # The ceiling bucketing puts on recall, whatever the index: the share of each query's
+    # exact neighbours indexed in one of the buckets it probes.
+    bucket_of = dict(zip(ids.tolist(), primary.tolist()))
+    for p in range(1, min(len(centroids), 4) + 1):
+        probed = ann.nearest_buckets(qx, centroids, p)
+        hits = total = 0
+        for r in range(len(qx)):
+            truth = [bucket_of[int(i)] for i, ok in zip(e_ids[r], e_valid[r]) if ok]
+            hits += sum(b in set(probed[r].tolist()) for b in truth)
+            total += len(truth)
+        add("buckets", f"ceiling: {len(centroids)} buckets, probe {p}", hits / max(total, 1), fit, None,
+            f"bucket sizes {sizes.min()}-{sizes.max()}; no index: exact search in the probed buckets")
+    if not args.bucket_index:
+        return
     probes = ann.nearest_buckets(qx, centroids, args.probe)
     note = f"{len(centroids)} buckets (sizes {sizes.min()}-{sizes.max()}), probe {probes.shape[1]}"
     trees = int(args.trees.split(",")[-1])

@@ -14,12 +14,16 @@ import argparse
 import logging
 import sys
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.functions import pandas_udf
 
 from sparkdup.graph import connected_components, degrees
 from sparkdup.session import ensure_checkpoint_dir
 from sparkdup.tables import read_table, write_table
+from sparkdup.udfs.image_stats import signature_correlation
 
 log = logging.getLogger("sparkdup")
 
@@ -38,10 +42,29 @@ def undirected(edges: DataFrame) -> DataFrame:
             .groupBy("a", "b").agg(F.max("similarity").alias("similarity")))
 
 
-def duplicate_edges(neighbors: DataFrame, threshold: float) -> DataFrame:
-    """Edges at or above the duplicate threshold, plus every byte-identical (hash) link."""
-    return (neighbors.where((F.col("similarity") >= threshold) | (F.col("source") == "hash"))
-            .select("src", "dst", "similarity"))
+@pandas_udf(T.DoubleType())
+def pixel_correlation(a: pd.Series, b: pd.Series) -> pd.Series:
+    return pd.Series([signature_correlation(x, y) for x, y in zip(a, b)], dtype="float64")
+
+
+def is_duplicate(similarity: Column, correlation: Column, threshold: float, an: dict) -> Column:
+    """The duplicate rule for one pair: similar enough by embedding alone, or moderately
+    similar by embedding and confirmed by correlated pixel signatures."""
+    return (similarity >= threshold) | (
+        (similarity >= an["verify_min_similarity"]) & (F.coalesce(correlation, F.lit(-1.0)) >= an["pixel_correlation"]))
+
+
+def duplicate_edges(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFrame:
+    """Neighbour pairs that are duplicates by the rule above, plus every byte-identical
+    (hash) link. Only pairs above `verify_min_similarity` have their signatures compared."""
+    candidates = undirected(neighbors.where((F.col("similarity") >= an["verify_min_similarity"])
+                                            | (F.col("source") == "hash")))
+    sig = images.select("image_id", "signature")
+    checked = (candidates.join(sig.select(F.col("image_id").alias("a"), F.col("signature").alias("sa")), "a")
+               .join(sig.select(F.col("image_id").alias("b"), F.col("signature").alias("sb")), "b")
+               .withColumn("correlation", pixel_correlation("sa", "sb")))
+    return (checked.where(is_duplicate(F.col("similarity"), F.col("correlation"), an["duplicate_similarity"], an))
+            .select(F.col("a").alias("src"), F.col("b").alias("dst"), "similarity"))
 
 
 def duplicate_groups(images: DataFrame, embeddings: DataFrame, neighbors: DataFrame, an: dict) -> DataFrame:
@@ -51,18 +74,21 @@ def duplicate_groups(images: DataFrame, embeddings: DataFrame, neighbors: DataFr
     member with the most pixels, then the largest file, then the smallest path. Members
     less similar to the representative than `min_similarity_to_representative` are
     detached (this stops A~B~C chains from gluing unrelated A and C into one group), and
-    groups left with one member disappear. `kind` is `exact` for members whose bytes equal
+    groups left with one member disappear (the same rule as for edges, with
+    `min_similarity_to_representative` as the embedding-only threshold). `kind` is `exact` for members whose bytes equal
     another member's, else `near`.
     """
-    edges = duplicate_edges(neighbors, an["duplicate_similarity"])
+    edges = duplicate_edges(images, neighbors, an)
     comps = connected_components(edges, an["components_method"], an["driver_max_edges"])
     members = comps.select(F.col("id").alias("image_id"), F.col("component").alias("group_id")).join(
-        images.select("image_id", "path", "content_hash", "width", "height", "size_bytes", "label", "split"), "image_id")
+        images.select("image_id", "path", "content_hash", "width", "height", "size_bytes", "label", "split",
+                      "signature"), "image_id")
     order = Window.partitionBy("group_id").orderBy(
         (F.col("width").cast("long") * F.col("height")).desc(), F.col("size_bytes").desc(), F.col("path"))
     members = members.withColumn("representative_id", F.first("image_id").over(order))
     rep = (members.where(F.col("image_id") == F.col("representative_id"))
-           .select(F.col("image_id").alias("representative_id"), F.col("content_hash").alias("rep_hash")))
+           .select(F.col("image_id").alias("representative_id"), F.col("content_hash").alias("rep_hash"),
+                   F.col("signature").alias("rep_signature")))
     vec = embeddings.select("image_id", "embedding")
     members = (members.join(rep, "representative_id")
                .join(vec, "image_id", "left")
@@ -71,7 +97,9 @@ def duplicate_groups(images: DataFrame, embeddings: DataFrame, neighbors: DataFr
                .withColumn("similarity_to_representative",
                            F.when(F.col("content_hash") == F.col("rep_hash"), F.lit(1.0))
                            .otherwise(cosine(F.col("embedding"), F.col("rep_vec"))))
-               .where(F.col("similarity_to_representative") >= an["min_similarity_to_representative"]))
+               .withColumn("correlation_to_representative", pixel_correlation("signature", "rep_signature"))
+               .where(is_duplicate(F.col("similarity_to_representative"), F.col("correlation_to_representative"),
+                                   an["min_similarity_to_representative"], an)))
     by_group = Window.partitionBy("group_id")
     by_hash = Window.partitionBy("group_id", "content_hash")
     return (members

@@ -43,6 +43,7 @@ DESCRIBE_SCHEMA = T.StructType([
     T.StructField("is_grayscale", T.BooleanType()),
     T.StructField("luma_p01", T.DoubleType()),
     T.StructField("luma_p99", T.DoubleType()),
+    T.StructField("signature", T.BinaryType()),
 ])
 
 # The public column order of `images` (manifest pass-through columns follow).
@@ -50,7 +51,7 @@ IMAGE_COLUMNS = [
     "image_id", "path", "label", "split", "size_bytes", "modified_at", "content_hash",
     "format", "width", "height", "mode", "frames", "status", "error",
     "brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99",
-    "flags", "ingested_at", "run_id",
+    "signature", "flags", "ingested_at", "run_id",
 ]
 
 

@@ -24,8 +24,11 @@ vector; faiss HNSW holds one bucket's index in driver memory while it is built, 
 (3) both libraries build with all the driver's cores. Executors fetch the files
 (SparkFiles.get) and open each index once per Python worker (module-level cache in
 sparkdup.udfs.ann); Annoy indexes and id files are memory-mapped, so the workers of one
-machine share one copy in the page cache. The exact backend ships the vector matrix
-itself the same way (a .npy file, memory-mapped), bounded by exact_max_rows.
+machine share one copy in the page cache. faiss 1.9 cannot memory-map an HNSW index: each
+Python worker reads the index of the bucket it queries into memory (the same 5.4 KB per
+vector; at most two buckets per worker), and query partitions are range-partitioned by
+bucket so a task touches one or two. The exact backend ships the vector matrix itself the
+same way (a .npy file, memory-mapped), bounded by exact_max_rows.
 
 Byte-identical images (same content_hash in `images`, status ok) are always linked with
 source 'hash' and similarity 1.0, whatever the index returns; an index edge to the same
@@ -223,8 +226,9 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, workdir: str,
     None when there is nothing to search. Frames it persists are appended to `persisted`
     (unpersist them once the result is written)."""
     backend, k = nb["backend"], int(nb["k"])
-    emb = emb.where(F.col("embedding").isNotNull()).select("image_id", "embedding")
+    emb = emb.where(F.col("embedding").isNotNull())
     n, dim = embedding_stats(emb)
+    emb = emb.select("image_id", "embedding")
     if n == 0:
         log.warning("neighbors: embeddings is empty, only byte-identical links are written")
         return None

@@ -200,6 +200,16 @@ def test_empty_graph(graph_spark):
         assert graph.connected_components(empty, method).count() == 0, method
 
 
+def test_driver_path_restores_the_arrow_batch_setting(graph_spark):
+    # It raises spark.sql.execution.arrow.maxRecordsPerBatch while it moves data; the image
+    # UDFs rely on the session's small value.
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = graph_spark.conf.get(key)
+    edges = graph_spark.createDataFrame([(1, 2)], EDGE_SCHEMA)
+    assert as_dict(graph.connected_components(edges, "driver")) == {1: 1, 2: 1}
+    assert graph_spark.conf.get(key) == before
+
+
 def test_auto_uses_the_driver_for_small_graphs_and_dataframe_beyond(graph_spark, caplog):
     edges = graph_spark.createDataFrame([(9, 3), (3, 6), (10, 11)], EDGE_SCHEMA)
     expected = {3: 3, 6: 3, 9: 3, 10: 10, 11: 10}

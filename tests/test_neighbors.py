@@ -45,13 +45,14 @@ def recall(found: dict, truth: dict) -> float:
 # ---------------------------------------------------------------- pure functions
 @pytest.fixture(scope="module")
 def vectors():
-    x = clustered(3000, 64, 30, 1.0, seed=3)
+    x = clustered(2000, 64, 30, 1.0, seed=3)
     ids = np.random.default_rng(4).choice(2 ** 62, size=len(x), replace=False).astype(np.int64) - 2 ** 61
-    return ids, x
+    rows, sims = brute_force(x, 10)
+    return ids, x, rows, sims
 
 
-def _truth(ids, x, k=10):
-    rows, _ = brute_force(x, k)
+def _truth(vectors) -> dict:
+    ids, x, rows, _ = vectors
     return {int(ids[i]): ids[rows[i]].tolist() for i in range(len(x))}
 
 
@@ -60,22 +61,21 @@ def _as_dict(query_ids, out_ids, out_sims):
 
 
 def test_exact_topk_matches_brute_force_and_excludes_self(vectors):
-    ids, x = vectors
+    ids, x, rows, sims = vectors
     got = ann.merge_candidates(ids, *ann.exact_topk(x, x, 11, block_rows=700, base_ids=ids), 10)
-    rows, sims = brute_force(x, 10)
     assert not np.any(got[0] == ids[:, None])
     np.testing.assert_array_equal(got[0], ids[rows])
     np.testing.assert_allclose(got[1], sims, atol=1e-5)
 
 
 def test_annoy_recall_at_defaults(vectors, tmp_path):
-    ids, x = vectors
+    ids, x = vectors[:2]
     path = ann.build_annoy_index(ids, x, str(tmp_path / "a.annoy"), DEFAULTS["annoy"]["trees"], n_jobs=1)
     loaded = ann.load_index("annoy", path, x.shape[1])
     got = ann.merge_candidates(ids, *ann.query_annoy(loaded.index, loaded.ids, x, 11,
                                                      DEFAULTS["annoy"]["search_k"]), 10)
     assert not np.any((got[0] == ids[:, None]) & np.isfinite(got[1]))
-    assert recall(_as_dict(ids, *got), _truth(ids, x)) >= 0.95
+    assert recall(_as_dict(ids, *got), _truth(vectors)) >= 0.95
     # similarities are cosines (annoy's angular distance converted)
     rows = {int(v): i for i, v in enumerate(ids)}
     i = 5
@@ -84,18 +84,18 @@ def test_annoy_recall_at_defaults(vectors, tmp_path):
 
 
 def test_faiss_recall_at_defaults(vectors, tmp_path):
-    ids, x = vectors
+    ids, x = vectors[:2]
     fh = DEFAULTS["faiss_hnsw"]
     path = ann.build_faiss_hnsw_index(ids, x, str(tmp_path / "h.faiss"), fh["m"], fh["ef_construction"])
     loaded = ann.load_index("faiss_hnsw", path, x.shape[1])
     got = ann.merge_candidates(ids, *ann.query_faiss(loaded.index, loaded.ids, x, 11, fh["ef_search"]), 10)
     assert not np.any((got[0] == ids[:, None]) & np.isfinite(got[1]))
-    assert recall(_as_dict(ids, *got), _truth(ids, x)) >= 0.95
+    assert recall(_as_dict(ids, *got), _truth(vectors)) >= 0.95
     assert ann.load_index("faiss_hnsw", path, x.shape[1]) is loaded  # cached once per process
 
 
 def test_buckets_probe_and_merge_reach_recall(vectors, tmp_path):
-    ids, x = vectors
+    ids, x = vectors[:2]
     centroids = ann.fit_centroids(x[::3], 4, iterations=10, seed=0)
     assert centroids.shape == (4, x.shape[1])
     np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
@@ -118,9 +118,9 @@ def test_buckets_probe_and_merge_reach_recall(vectors, tmp_path):
                          "sim": [np.concatenate([a, b]) for a, b in zip(parts[0]["sim"], parts[1]["sim"])]})
     merged = ann.merge_batch(both, 10)
     found = {int(q): list(d) for q, d in zip(merged["src"], merged["dst"])}
-    assert recall(found, _truth(ids, x)) >= 0.95
+    assert recall(found, _truth(vectors)) >= 0.95
     one_bucket = {int(q): list(d) for q, d in zip(parts[0]["src"], parts[0]["dst"])}
-    assert recall(found, _truth(ids, x)) >= recall(one_bucket, _truth(ids, x))
+    assert recall(found, _truth(vectors)) >= recall(one_bucket, _truth(vectors))
     for q, d, sims in zip(merged["src"], merged["dst"], merged["sim"]):
         assert q not in set(d) and len(set(d)) == len(d) == 10
         assert np.all(np.diff(sims) <= 0)

@@ -8,9 +8,10 @@ Vectors are L2-normalised float32 rows, so cosine similarity is the inner produc
   64-bit image ids (Annoy and faiss number items 0..n-1): ``AnnoyBuilder`` (angular metric,
   built on disk so the builder's memory stays flat) and ``FaissHnswBuilder`` (inner product).
 - ``load_index`` opens an index once per Python worker and keeps it in a module-level cache;
-  Annoy indexes and the id files are memory-mapped, so every worker on a machine shares one
-  copy in the page cache. faiss HNSW indexes are read with faiss's mmap flag where the index
-  type supports it, otherwise into memory (once per worker).
+  Annoy indexes, exact matrices and the id files are memory-mapped, so every worker on a
+  machine shares one copy in the page cache. faiss HNSW indexes are read into each worker's
+  memory (faiss 1.9's IO_FLAG_MMAP does not map HNSW storage: measured, resident size grew
+  by the file size), so at most FAISS_CACHE_MAX of them stay loaded per worker.
 - ``query_annoy`` / ``query_faiss`` / ``exact_topk`` return fixed-width (ids, sims) arrays;
   missing slots have similarity -inf (validity is carried by the similarity, never by an id
   value, since any int64 may be a real image id).
@@ -276,6 +277,7 @@ class LoadedIndex:
 _CACHE: "OrderedDict[tuple[str, str], LoadedIndex]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_MAX = 64  # indexes kept open per Python worker (Annoy/exact ones are mmaps: cheap)
+FAISS_CACHE_MAX = 2  # faiss indexes live in worker memory: keep the last two buckets only
 
 
 def _open(backend: str, path: str, dim: int) -> LoadedIndex:
@@ -288,10 +290,7 @@ def _open(backend: str, path: str, dim: int) -> LoadedIndex:
     elif backend == "faiss_hnsw":
         import faiss
 
-        try:
-            index = faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        except RuntimeError:
-            index = faiss.read_index(path)
+        index = faiss.read_index(path)
     elif backend == "exact":
         index = np.load(path, mmap_mode="r")
     else:
@@ -311,10 +310,17 @@ def load_index(backend: str, path: str, dim: int) -> LoadedIndex:
     with _CACHE_LOCK:
         _CACHE[key] = loaded
         while len(_CACHE) > CACHE_MAX:
-            _, old = _CACHE.popitem(last=False)
-            if old.backend == "annoy":
-                old.index.unload()
+            _evict(next(iter(_CACHE)))
+        in_memory = [kk for kk in _CACHE if kk[0] == "faiss_hnsw"]
+        for kk in in_memory[:max(0, len(in_memory) - FAISS_CACHE_MAX)]:
+            _evict(kk)
     return loaded
+
+
+def _evict(key: tuple[str, str]) -> None:
+    old = _CACHE.pop(key)
+    if old.backend == "annoy":
+        old.index.unload()
 
 
 def clear_cache() -> None:

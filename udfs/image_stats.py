@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STAT_COLUMNS = ("brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99")
+STAT_COLUMNS = ("brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99", "signature")
+SIGNATURE_SIDE = 32
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -44,6 +45,33 @@ def is_grayscale(rgb: np.ndarray) -> bool:
     return bool(coloured.mean() <= 0.001)
 
 
+def pixel_signature(rgb: np.ndarray) -> bytes:
+    """A 32x32 8-bit luminance thumbnail (1,024 bytes), the whole image squeezed.
+
+    Near-duplicate verification compares these: two files of the same picture (re-encoded,
+    rescaled, redrawn at another icon size) have strongly correlated thumbnails even when
+    a generic embedding puts them only moderately close.
+    """
+    from PIL import Image
+
+    grey = Image.fromarray(rgb).convert("L").resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.Resampling.BILINEAR)
+    return np.asarray(grey, dtype=np.uint8).tobytes()
+
+
+def signature_correlation(a: bytes | None, b: bytes | None) -> float | None:
+    """Pearson correlation (-1..1) of two pixel signatures; 1.0 for two flat identical ones."""
+    if a is None or b is None:
+        return None
+    x = np.frombuffer(a, np.uint8).astype(np.float64)
+    y = np.frombuffer(b, np.uint8).astype(np.float64)
+    x -= x.mean()
+    y -= y.mean()
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    if nx == 0 or ny == 0:
+        return 1.0 if nx == ny and np.array_equal(np.frombuffer(a, np.uint8), np.frombuffer(b, np.uint8)) else 0.0
+    return float(x @ y / (nx * ny))
+
+
 def image_stats(rgb: np.ndarray) -> dict:
     gray = luminance(rgb.astype(np.float32))
     hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256)
@@ -55,4 +83,5 @@ def image_stats(rgb: np.ndarray) -> dict:
         "is_grayscale": is_grayscale(rgb),
         "luma_p01": histogram_percentile(hist, 1),
         "luma_p99": histogram_percentile(hist, 99),
+        "signature": pixel_signature(rgb),
     }

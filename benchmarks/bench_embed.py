@@ -1,0 +1,90 @@
+"""Embed stage vs the model alone, on the same cores, and Python worker memory.
+
+    python benchmarks/bench_embed.py --images 2000 [--model efficientnet_lite0] [--write]
+
+(a) model alone: N processes (N = cores), one TF thread each, each embedding pre-decoded
+    224x224 batches — the ceiling for the stage on this machine;
+(b) the embed stage end to end (read bytes, decode, resize, model, write the table) with
+    warm Spark in local[N] on real openclipart PNGs;
+(c) peak RSS of each Python worker during (b).
+Target: (b) >= 80% of (a); (c) < 1.5 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import PeakRSS, copy_real_images, machine, update_benchmarks_md  # noqa: E402
+
+
+def _model_alone(args: tuple) -> float:
+    model, seconds, batch_size = args
+    from bench_model import real_images
+    from sparkdup.udfs.embed import get_model
+
+    embed = get_model(model)
+    batch = real_images(batch_size, embed.input_size, seed=os.getpid())
+    embed(batch)  # warm-up: load, trace
+    n, start = 0, time.time()
+    while time.time() - start < seconds:
+        embed(batch)
+        n += len(batch)
+    return n / (time.time() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--cores", type=int, default=os.cpu_count())
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+
+    with mp.get_context("spawn").Pool(args.cores) as pool:
+        alone = sum(pool.map(_model_alone, [(args.model, args.seconds, 32)] * args.cores))
+
+    from sparkdup.config import load_config
+    from sparkdup.jobs.embed import build_embeddings
+    from sparkdup.jobs.ingest import build_images
+    from sparkdup.session import get_spark
+    from sparkdup.tables import read_table, write_table
+
+    work = tempfile.mkdtemp(prefix="bench_embed_")
+    src = copy_real_images(os.path.join(work, "images"), args.images)
+    cfg = load_config(overrides=[f"spark.master=local[{args.cores}]", f"embed.model={args.model}"])
+    spark = get_spark(cfg)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["embed"]["arrow_batch_rows"]))
+    out = os.path.join(work, "out")
+    write_table(build_images(spark, cfg, src, None, "b"), out, "images", "parquet")
+    images = read_table(spark, out, "images")
+    # warm-up on a slice: Python workers start, load and trace the model once
+    write_table(build_embeddings(spark, cfg, images.limit(64), "warm"), os.path.join(work, "warm"), "embeddings", "parquet")
+    with PeakRSS() as mem:
+        start = time.time()
+        write_table(build_embeddings(spark, cfg, images, "b"), out, "embeddings", "parquet")
+        seconds = time.time() - start
+    n = read_table(spark, out, "embeddings").count()
+    stage = n / seconds
+    mb = mem.as_mb()
+    table = (
+        "| model | images | model alone, img/s | embed stage, img/s | stage / alone | Python worker peak RSS MB | driver JVM MB |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| {args.model} | {n} | {alone:.1f} | {stage:.1f} | {stage / alone:.0%} | {mb['python_worker']} | {mb['driver_jvm']} |"
+    )
+    body = (f"### Embed stage vs model alone ({args.model})\n\nCommand: `python benchmarks/bench_embed.py --images "
+            f"{args.images} --model {args.model} --write` (local[{args.cores}], warm Spark; machine: {machine()})\n\n{table}")
+    print(body)
+    if args.write:
+        update_benchmarks_md(f"embed-{args.model.replace(':', '-')}", body)
+
+
+if __name__ == "__main__":
+    main()
