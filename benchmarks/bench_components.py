@@ -134,7 +134,6 @@ def main(argv=None) -> int:
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    from pyspark.sql import functions as F
 
     from sparkdup.config import load_config
     from sparkdup.session import get_spark, graphframes_available

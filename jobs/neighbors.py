@@ -26,7 +26,7 @@ vector; faiss HNSW holds one bucket's index in driver memory while it is built, 
 sparkdup.udfs.ann); Annoy indexes and id files are memory-mapped, so the workers of one
 machine share one copy in the page cache. faiss 1.9 cannot memory-map an HNSW index: each
 Python worker reads the index of the bucket it queries into memory (the same 5.4 KB per
-vector; at most two buckets per worker), and query partitions are range-partitioned by
+vector; one bucket at a time per worker), and query partitions are range-partitioned by
 bucket so a task touches one or two. The exact backend ships the vector matrix itself the
 same way (a .npy file, memory-mapped), bounded by exact_max_rows.
 
@@ -174,11 +174,7 @@ def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, n: int
         sizes = {0: n}
     limit = int(nb["exact_max_rows"]) if backend == "exact" else int(nb["max_bucket_size"])
     over = {b: c for b, c in sizes.items() if c > limit}
-    if over and backend == "exact":
-        raise ConfigError(f"the exact backend holds at most neighbors.exact_max_rows={limit} vectors, "
-                          f"embeddings has {sum(sizes.values())}: use --backend faiss_hnsw or annoy, "
-                          f"or raise the limit")
-    if over:
+    if over and backend != "exact":  # (search() refuses the exact backend over its limit)
         log.warning("neighbors: %d bucket(s) over neighbors.max_bucket_size=%d (%s): only %d vectors of each "
                     "are indexed; the other %d vectors still get neighbours but cannot be found as one",
                     len(over), limit, ", ".join(f"bucket {b}: {c}" for b, c in sorted(over.items())), limit,
@@ -232,6 +228,9 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, workdir: str,
     if n == 0:
         log.warning("neighbors: embeddings is empty, only byte-identical links are written")
         return None
+    if backend == "exact" and n > int(nb["exact_max_rows"]):
+        raise ConfigError(f"the exact backend searches at most neighbors.exact_max_rows={nb['exact_max_rows']} "
+                          f"vectors, embeddings has {n}: use --backend faiss_hnsw or annoy, or raise the limit")
     seed = int(nb["seed"])
     n_buckets = 1 if backend == "exact" else choose_buckets(n, nb)
     centroids = None
@@ -260,8 +259,8 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, workdir: str,
     parts = max(spark.sparkContext.defaultParallelism,
                 math.ceil(n * probe / int(nb["query_rows_per_partition"])))
     queries = assigned.select("image_id", F.posexplode("buckets").alias("probe", "bucket"), "vec")
-    if n_buckets > 1:  # each task then touches one or two buckets' indexes
-        queries = queries.repartitionByRange(parts, "bucket", "image_id")
+    if n_buckets > 1:  # each task then touches one or two buckets' indexes, one after the other
+        queries = queries.repartitionByRange(parts, "bucket", "image_id").sortWithinPartitions("bucket")
     elif assigned.rdd.getNumPartitions() < parts:
         queries = queries.repartition(parts)
     candidates = queries.mapInPandas(_query(plan), CANDIDATE_SCHEMA)
@@ -277,24 +276,22 @@ def hash_edges(images: DataFrame, group_max: int) -> DataFrame:
     """(src, dst) links between byte-identical images (status ok), both directions.
 
     One shuffle: the members' ids are gathered per content_hash, sorted (8 bytes a member,
-    so even a million copies of one placeholder image make an 8 MB row). Groups up to
-    group_max members: all pairs. Larger groups: a star on the first member (smallest
-    image_id) plus a ring (member i to member i+1, the last to the first)."""
+    so even a million copies of one placeholder image make an 8 MB row), then each member
+    emits its own edges. Groups up to group_max members: all pairs. Larger groups: a star
+    on the first member (smallest image_id: it links to every member, every member to it)
+    plus a ring (each member to the next and the previous one, wrapping around)."""
     ok = images.where((F.col("status") == "ok") & F.col("content_hash").isNotNull())
     groups = (ok.groupBy("content_hash")
               .agg(F.array_sort(F.collect_set("image_id")).alias("m"))
               .select("m", F.size("m").alias("n"))
               .where(F.col("n") > 1))
-    small = (groups.where(F.col("n") <= group_max)
-             .select("m", F.explode("m").alias("src"))
-             .select("src", F.explode("m").alias("dst")))
-    big = groups.where(F.col("n") > group_max).select("m", "n", F.posexplode("m").alias("i", "x"))
-    one_way = (big.select("x", F.col("m")[0].alias("y"))  # star
-               .unionByName(big.select("x", F.element_at("m", ((F.col("i") + 1) % F.col("n") + 1).cast("int"))
-                                       .alias("y"))))  # ring
-    both = (one_way.select(F.col("x").alias("src"), F.col("y").alias("dst"))
-            .unionByName(one_way.select(F.col("y").alias("src"), F.col("x").alias("dst"))))
-    return small.unionByName(both).where(F.col("src") != F.col("dst")).distinct()
+    members = groups.select("m", "n", F.posexplode("m").alias("i", "src"))
+    i, n, m = F.col("i"), F.col("n"), F.col("m")
+    ring_star = F.array(m[0], F.element_at(m, ((i + 1) % n + 1).cast("int")),
+                        F.element_at(m, ((i + n - 1) % n + 1).cast("int")))
+    targets = F.when((n <= group_max) | (i == 0), m).otherwise(F.array_distinct(ring_star))
+    return (members.select("src", F.explode(targets).alias("dst"))
+            .where(F.col("src") != F.col("dst")))
 
 
 def assemble(candidates: DataFrame | None, links: DataFrame, k: int, index_source: str,

@@ -29,19 +29,9 @@ LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
 
 @pytest.fixture(scope="session")
-def graph_spark():
-    """One local session for this file (the running one, when another module made it first)."""
-    from pyspark.sql import SparkSession
-
-    from sparkdup.config import load_config
-    from sparkdup.session import get_spark
-
-    existed = SparkSession.getActiveSession() is not None
-    session = get_spark(load_config(overrides=["spark.master=local[2]", "spark.driver_memory=3g"]))
-    session.conf.set("spark.sql.shuffle.partitions", "4")
-    yield session
-    if not existed:
-        session.stop()
+def graph_spark(spark):
+    """The test run's one local session (conftest.py)."""
+    return spark
 
 
 class Ids:
@@ -213,15 +203,14 @@ def test_driver_path_restores_the_arrow_batch_setting(graph_spark):
 def test_auto_uses_the_driver_for_small_graphs_and_dataframe_beyond(graph_spark, caplog):
     edges = graph_spark.createDataFrame([(9, 3), (3, 6), (10, 11)], EDGE_SCHEMA)
     expected = {3: 3, 6: 3, 9: 3, 10: 10, 11: 10}
-    if graph._graphframes_available(graph_spark):  # noqa: SLF001
-        pytest.skip("auto always takes GraphFrames when its jar is loaded")
     with caplog.at_level(logging.INFO, logger="sparkdup"):
         assert as_dict(graph.connected_components(edges, "auto", driver_max_edges=3)) == expected
     assert "driver/scipy" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sparkdup"):
         assert as_dict(graph.connected_components(edges, "auto", driver_max_edges=2)) == expected
-    assert "large/small-star" in caplog.text and "3 edges > driver_max_edges 2" in caplog.text
+    beyond = "GraphFrames" if graph._graphframes_available(graph_spark) else "large/small-star"  # noqa: SLF001
+    assert beyond in caplog.text and "3 edges > driver_max_edges 2" in caplog.text
 
 
 def test_driver_refuses_graphs_above_its_limit(graph_spark):

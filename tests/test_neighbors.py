@@ -299,4 +299,6 @@ def test_fewer_images_than_k(spark, tmp_path):
     other = "annoy" if DEFAULTS["backend"] == "faiss_hnsw" else "faiss_hnsw"
     got = run_job(spark, out, "--k", "10", "--backend", other)
     assert got.groupby("src").size().to_dict() == {i: 4 for i in range(5)}
+    too_many = ["--output", out, "--backend", "exact", "--set", "neighbors.exact_max_rows=3"]
+    assert main_for(job, too_many) == 2  # refused with one clear line, before any work
     assert os.path.isdir(os.path.join(out, "neighbors"))

@@ -19,7 +19,9 @@ from sparkdup.tables import read_table
 @pytest.fixture(scope="module")
 def scored(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    truth = generate(str(root / "data"), n_originals=40, seed=1)
+    # 5 classes of 20: enough members per class for neighbour votes to mean something
+    truth = generate(str(root / "data"), n_originals=100, seed=1,
+                     classes=["fruit", "devices", "road_signs", "playing_cards", "animals"])
     out = str(root / "out")
     cfg = load_config(overrides=["ingest.layout=split/label"])
     args = argparse.Namespace(input=str(root / "data" / "images"), manifest=None, layout="split/label",

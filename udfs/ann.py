@@ -277,7 +277,7 @@ class LoadedIndex:
 _CACHE: "OrderedDict[tuple[str, str], LoadedIndex]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_MAX = 64  # indexes kept open per Python worker (Annoy/exact ones are mmaps: cheap)
-FAISS_CACHE_MAX = 2  # faiss indexes live in worker memory: keep the last two buckets only
+FAISS_CACHE_MAX = 1  # faiss indexes live in worker memory: keep the current bucket's only
 
 
 def _open(backend: str, path: str, dim: int) -> LoadedIndex:
