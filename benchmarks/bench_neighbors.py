@@ -18,7 +18,7 @@ Such data gives a mean pairwise cosine around 0.3 and nearest-neighbour cosines 
 0.85: concentrated, which is what makes tree-based search (Annoy) need a large search_k.
 
 --embeddings reads a Parquet or Delta folder with image_id and embedding columns (pyarrow,
-no Spark; Delta through the deltalake package when installed, else its Parquet files).
+no Spark; Delta through the deltalake package), local paths only.
 """
 from __future__ import annotations
 
@@ -94,10 +94,9 @@ def read_embeddings(path: str, limit: int | None):
     if os.path.isdir(os.path.join(path, "_delta_log")):
         try:
             from deltalake import DeltaTable
-
-            table = DeltaTable(path).to_pyarrow_dataset()
-        except ImportError:
-            table = ds.dataset(path, format="parquet")
+        except ImportError:  # a Delta folder's Parquet files include superseded versions
+            sys.exit("reading a Delta table needs the deltalake package (or pass a Parquet export)")
+        table = DeltaTable(path).to_pyarrow_dataset()
     else:
         table = ds.dataset(path, format="parquet")
     t = table.to_table(columns=["image_id", "embedding"])

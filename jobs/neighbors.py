@@ -37,7 +37,7 @@ image becomes the hash edge. Groups of up to hash_group_max members are linked a
 (smallest image_id) plus a ring (each member to the next, the last to the first), both directions:
 about 4 edges per member instead of n^2, still one connected group for the analyze
 stage. An image keeps all its hash edges even when they outnumber k; index edges fill
-the rest up to k.
+the rest up to k. An ok image without an embedding gets its hash edges only.
 """
 from __future__ import annotations
 
@@ -339,7 +339,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, help="neighbours per image (default: neighbors.k)")
 
 
-def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> None:
+def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     nb = cfg["neighbors"]
     if getattr(args, "backend", None):
         nb["backend"] = args.backend
@@ -369,6 +369,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     log.info("neighbors: %s at %s", ", ".join(f"{r['source']}: {r['edges']} edges from {r['images']} images"
                                                for r in sorted(stats, key=lambda r: r["source"])) or "no edges",
              path)
+    return {f"neighbor_edges_{r['source']}": r["edges"] for r in stats}
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -55,11 +56,16 @@ def execute(job, args: argparse.Namespace) -> int:
         return 2
 
 
+def stage_name(job) -> str:
+    """The stage a job module implements, also when spark-submit runs it as __main__."""
+    return os.path.splitext(os.path.basename(job.__file__))[0]
+
+
 def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     """Run one stage's job and append its row to the `runs` table."""
     from sparkdup.runs import record_run
 
-    stage = job.__name__.rsplit(".", 1)[-1]
+    stage = stage_name(job)
     started = time.time()
     counts = job.run(spark, cfg, args, run_id) or {}
     seconds = time.time() - started
@@ -70,7 +76,7 @@ def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> d
 
 def main_for(job, argv: list[str] | None = None) -> int:
     setup_logging()
-    parser = argparse.ArgumentParser(prog=f"sparkdup {job.__name__.rsplit('.', 1)[-1]}", description=job.__doc__)
+    parser = argparse.ArgumentParser(prog=f"sparkdup {stage_name(job)}", description=job.__doc__)
     job.add_arguments(parser)
     add_common_arguments(parser)
     return execute(job, parser.parse_args(argv))
