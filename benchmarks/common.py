@@ -30,17 +30,17 @@ class PeakRSS:
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            try:
-                self.driver_python = max(self.driver_python, me.memory_info().rss)
-                for child in me.children(recursive=True):
+            self.driver_python = max(self.driver_python, me.memory_info().rss)
+            for child in me.children(recursive=True):
+                try:  # workers come and go: one vanishing must not end this sample
                     name = " ".join(child.cmdline()[:3])
                     rss = child.memory_info().rss
-                    if "java" in name:
-                        self.driver_jvm = max(self.driver_jvm, rss)
-                    elif "python" in name:
-                        self.python_worker = max(self.python_worker, rss)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                if "java" in name:
+                    self.driver_jvm = max(self.driver_jvm, rss)
+                elif "pyspark" in name or "python" in name:
+                    self.python_worker = max(self.python_worker, rss)
             time.sleep(self.interval)
 
     def __enter__(self):

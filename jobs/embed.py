@@ -19,7 +19,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
 
-from sparkdup.tables import path_exists, read_table, write_table
+from sparkdup.contents import read_contents
+from sparkdup.tables import read_table, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.embed import embed_contents
 
@@ -28,12 +29,6 @@ log = logging.getLogger("sparkdup")
 
 def ok_images(images: DataFrame) -> DataFrame:
     return images.where(F.col("status") == "ok").select("image_id", "path")
-
-
-def image_folders(spark: SparkSession, ok: DataFrame) -> list[str]:
-    """The folders holding the images: their number, not the images', reaches the driver."""
-    folders = [r[0] for r in ok.select(F.regexp_extract("path", r"^(.*)/[^/]*$", 1)).distinct().collect()]
-    return [f for f in folders if f and path_exists(spark, f)]
 
 
 def embed_files(contents: DataFrame, model: str, batch_size: int, resize: str, limits: Limits) -> DataFrame:
@@ -54,15 +49,9 @@ def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: 
 
     name = model_name(emb["model"], emb["weights"])
     spec = resolve(name)
-    ok = ok_images(images)
-    folders = image_folders(spark, ok)
-    if not folders:
+    contents = read_contents(spark, ok_images(images), ing["max_file_bytes"])
+    if contents is None:
         return spark.createDataFrame([], "image_id long, embedding array<float>, model string, dim int, run_id string")
-    contents = (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
-                .option("ignoreCorruptFiles", "true").load(folders)
-                .where(F.col("length").between(1, ing["max_file_bytes"]))
-                .withColumn("image_id", F.xxhash64("path"))
-                .join(F.broadcast(ok.select("image_id")), "image_id", "left_semi"))
     # Decode at a bit over the model's input size: enough pixels for the crop, no more.
     limits = Limits(ing["max_file_bytes"], ing["max_pixels"], max_side=2 * spec.input_size)
     vectors = embed_files(contents, name, emb["batch_size"], emb["resize"], limits)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 
 from sparkdup.config import ConfigError, load_config, with_overrides
-from sparkdup.tables import new_run_id
+from sparkdup.tables import IDENTIFIER, RESULT_TABLES, new_run_id, register_tables
 
 log = logging.getLogger("sparkdup")
 
@@ -26,11 +27,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set ingest.flags.blurry_max=20")
     parser.add_argument("--run-id", help="identifier stored with every row (default: generated)")
+    parser.add_argument("--database", help="also register the tables in this catalog database "
+                                           "(schema or catalog.schema; default: output.database)")
 
 
 def settings_from_args(args: argparse.Namespace) -> dict:
     cfg = load_config(args.profile, args.conf, args.set)
-    return with_overrides(cfg, output={"format": args.format})
+    cfg = with_overrides(cfg, output={"format": args.format, "database": args.database})
+    database = cfg["output"]["database"]
+    if database is not None and not re.fullmatch(rf"{IDENTIFIER}(\.{IDENTIFIER})?", str(database)):
+        raise ConfigError(f"--database '{database}' is not a valid name: use letters, digits and _ "
+                          "(optionally catalog.schema), not starting with a digit")
+    return cfg
 
 
 def setup_logging() -> None:
@@ -70,6 +78,8 @@ def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> d
     counts = job.run(spark, cfg, args, run_id) or {}
     seconds = time.time() - started
     record_run(spark, args.output, cfg["output"]["format"], run_id, stage, started, seconds, counts, cfg)
+    if cfg["output"]["database"]:
+        register_tables(spark, cfg["output"]["database"], args.output, list(RESULT_TABLES), cfg["output"]["format"])
     log.info("%s finished in %.1f s (run %s)", stage, seconds, run_id)
     return counts
 

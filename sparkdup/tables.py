@@ -48,11 +48,36 @@ def _check_format(spark: SparkSession, fmt: str) -> None:
         )
 
 
+def _existing_columns(spark: SparkSession, path: str) -> list[str] | None:
+    if not path_exists(spark, path):
+        return None
+    try:
+        if path_exists(spark, path + "/_delta_log"):
+            return spark.read.format("delta").load(path).columns
+        return spark.read.parquet(path).columns
+    except Exception:  # a folder of something else entirely
+        return ["<unreadable>"]
+
+
+def check_replaceable(spark: SparkSession, path: str, name: str, columns: list[str]) -> None:
+    """Refuse to overwrite a table that sparkdup did not write: an output folder may hold
+    the user's own data, and overwriting it would lose it."""
+    existing = _existing_columns(spark, path)
+    if existing is None:
+        return
+    shared = set(existing) & set(columns)
+    if "run_id" not in existing or len(shared) < len(columns) / 2:
+        raise ConfigError(
+            f"{path} holds a table that is not sparkdup's '{name}' table (columns: {', '.join(existing[:8])}"
+            f"{', ...' if len(existing) > 8 else ''}); choose another --output or remove it")
+
+
 def write_table(df: DataFrame, output: str, name: str, fmt: str) -> str:
     """Replace table `name` under `output` with df; returns the table's path."""
     spark = df.sparkSession
     _check_format(spark, fmt)
     path = table_path(output, name)
+    check_replaceable(spark, path, name, df.columns)
     if fmt == "delta":
         (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path))
         return path
@@ -77,3 +102,27 @@ def read_table(spark: SparkSession, output: str, name: str) -> DataFrame:
     if path_exists(spark, path + "/_delta_log"):
         return spark.read.format("delta").load(path)
     return spark.read.parquet(path)
+
+
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+RESULT_TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs",
+                 "curated")
+
+
+def register_tables(spark: SparkSession, database: str, output: str, names: list[str], fmt: str) -> list[str]:
+    """Make `database.<name>` point at each table folder (idempotent: existing entries are
+    re-pointed). `database` may be `schema` or `catalog.schema` (Unity Catalog)."""
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+    registered = []
+    for name in names:
+        path = table_path(output, name)
+        if not path_exists(spark, path):
+            continue
+        qualified = f"{database}.{name}"
+        using = "DELTA" if path_exists(spark, path + "/_delta_log") else "PARQUET"
+        spark.sql(f"DROP TABLE IF EXISTS {qualified}")  # external table: drops the entry, not the data
+        escaped = path.replace("'", "\\'")
+        spark.sql(f"CREATE TABLE {qualified} USING {using} LOCATION '{escaped}'")
+        registered.append(qualified)
+    log.info("registered %s", ", ".join(registered))
+    return registered

@@ -37,3 +37,28 @@ def cfg():
     from sparkdup.config import load_config
 
     return load_config(overrides=["spark.master=local[2]"])
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, tmp_path_factory):
+    """`sparkdup run` once on a generated messy dataset: (output dir, ground truth, counts).
+
+    Shared by the quality tests and the SQL-example tests, so the pipeline runs once.
+    """
+    import argparse
+
+    from sparkdup.config import load_config
+    from sparkdup.groundtruth.generate import generate
+    from sparkdup.jobs import run as pipeline
+
+    root = tmp_path_factory.mktemp("pipeline")
+    # 5 classes of 20: enough members per class for neighbour votes to mean something
+    truth = generate(str(root / "data"), n_originals=100, seed=1,
+                     classes=["fruit", "devices", "road_signs", "playing_cards", "animals"])
+    out = str(root / "out")
+    cfg = load_config(overrides=["ingest.layout=split/label", "output.database=sparkdup_test"])
+    args = argparse.Namespace(input=str(root / "data" / "images"), manifest=None, layout="split/label",
+                              output=out, model=None, batch_size=None, backend=None, k=None,
+                              duplicate_similarity=None)
+    counts = pipeline.run(spark, cfg, args, "test-run")
+    return out, truth, counts

@@ -4,30 +4,15 @@ The floors are the product's promise on a small set; BENCHMARKS.md has larger se
 """
 from __future__ import annotations
 
-import argparse
-import os
-
 import pytest
 
-from sparkdup.config import load_config
-from sparkdup.groundtruth.generate import generate
 from sparkdup.groundtruth.score import load_tables, score
-from sparkdup.jobs import run as pipeline
 from sparkdup.tables import read_table
 
 
 @pytest.fixture(scope="module")
-def scored(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    # 5 classes of 20: enough members per class for neighbour votes to mean something
-    truth = generate(str(root / "data"), n_originals=100, seed=1,
-                     classes=["fruit", "devices", "road_signs", "playing_cards", "animals"])
-    out = str(root / "out")
-    cfg = load_config(overrides=["ingest.layout=split/label"])
-    args = argparse.Namespace(input=str(root / "data" / "images"), manifest=None, layout="split/label",
-                              output=out, model=None, batch_size=None, backend=None, k=None,
-                              duplicate_similarity=None)
-    counts = pipeline.run(spark, cfg, args, "test-run")
+def scored(pipeline_run):
+    out, truth, counts = pipeline_run
     return score(truth, load_tables(out)), counts, out, truth
 
 
