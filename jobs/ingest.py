@@ -56,28 +56,25 @@ IMAGE_COLUMNS = [
 
 
 # ---------------------------------------------------------------- extract
-RECURSIVE_KEY = "mapreduce.input.fileinputformat.input.dir.recursive"
+def list_paths(files: DataFrame) -> DataFrame:
+    """Every file of a binaryFile source, zero-byte files included, as a column `path`.
 
-
-def list_paths(spark: SparkSession, sources: list[str], recursive: bool) -> DataFrame:
-    """Every file under the sources, zero-byte files included, as a column `path`.
-
-    Spark's file sources drop zero-length files while planning, so the listing comes
-    from Hadoop's input format (the JVM side of sc.binaryFiles, keys only: no file is
-    opened), kept distributed in the JVM. Paths match binaryFile's spelling.
+    Spark's file index lists zero-byte files but its scan never reads them, so the scan
+    alone would lose them. The index's own list (`inputFiles`, already held by the driver's
+    JVM for any file source) becomes a Dataset inside the JVM: no per-file call crosses to
+    Python. Hadoop's input-format listing would also do, but on the local filesystem it
+    forks a process per file for permissions (9 s per 1,000 files, measured).
+    The index spells paths as URIs (file:///a%20b.png); they are turned into binaryFile's
+    spelling (file:/a b.png), with '+' kept literal.
     """
-    jsc = spark.sparkContext._jsc  # noqa: SLF001
-    hconf = jsc.hadoopConfiguration()
-    previous = hconf.get(RECURSIVE_KEY)
-    hconf.set(RECURSIVE_KEY, str(recursive).lower())
-    try:
-        keys = jsc.binaryFiles(",".join(sources), 1).keys()
-        keys.rdd().partitions()  # list now, while the recursion setting is ours
-    finally:
-        hconf.set(RECURSIVE_KEY, previous) if previous is not None else hconf.unset(RECURSIVE_KEY)
-    encoder = spark._jvm.org.apache.spark.sql.Encoders.STRING()  # noqa: SLF001
-    jdf = spark._jsparkSession.createDataset(keys.rdd(), encoder).toDF()  # noqa: SLF001
-    return DataFrame(jdf, spark).withColumnRenamed("value", "path").withColumn("listed", F.lit(True))
+    spark = files.sparkSession
+    jvm = spark._jvm  # noqa: SLF001
+    as_seq = jvm.scala.collection.immutable.ArraySeq.unsafeWrapArray(files._jdf.inputFiles())  # noqa: SLF001
+    jdf = spark._jsparkSession.createDataset(as_seq, jvm.org.apache.spark.sql.Encoders.STRING()).toDF()  # noqa: SLF001
+    uri = F.regexp_replace(F.col("value"), r"^file:/+", "file:/")
+    return (DataFrame(jdf, spark)
+            .select(F.url_decode(F.replace(uri, F.lit("+"), F.lit("%2B"))).alias("path"))
+            .withColumn("listed", F.lit(True)))
 
 
 def _binary_files(spark: SparkSession, sources: list[str], recursive: bool) -> DataFrame:
@@ -114,7 +111,7 @@ def list_sources(spark: SparkSession, sources: list[str], recursive: bool) -> tu
     """
     files = _binary_files(spark, sources, recursive)
     sizes = files.select("path", F.col("length").alias("size_bytes"), F.col("modificationTime").alias("modified_at"))
-    listing = list_paths(spark, sources, recursive).join(sizes, "path", "left")
+    listing = list_paths(files).join(sizes, "path", "left")
     listing = (listing.join(F.broadcast(stat_unsized(spark, listing)), "path", "left")
                .withColumn("size_bytes", F.coalesce("size_bytes", "checked_size")).drop("checked_size"))
     return listing, files
