@@ -40,7 +40,10 @@ def embed_files(contents: DataFrame, model: str, batch_size: int, resize: str, l
             vectors = embed_contents(model, content, limits, batch_size, resize)
             yield pd.Series([None if v is None else v.astype(np.float32) for v in vectors])
 
-    return contents.select("path", embed_udf("content").alias("embedding"))
+    # Nondeterministic: stops the optimizer from copying this expensive call into a pushed-down
+    # filter (measured: the model ran twice per image without it).
+    embed_once = embed_udf.asNondeterministic()
+    return contents.select("path", embed_once("content").alias("embedding"))
 
 
 def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: str) -> DataFrame:

@@ -65,7 +65,8 @@ def training_rows(spark: SparkSession, kept: DataFrame, cfg: dict) -> DataFrame:
     if contents is None:
         return spark.createDataFrame([], "image_id long, path string, label string, split string, "
                                          "label_index int, image binary")
-    encoded = contents.select("image_id", encode("content").alias("image")).where(F.col("image").isNotNull())
+    encode_once = encode.asNondeterministic()  # the null filter must not run the encoder a second time
+    encoded = contents.select("image_id", encode_once("content").alias("image")).where(F.col("image").isNotNull())
     return with_label_index(kept).join(encoded, "image_id")
 
 

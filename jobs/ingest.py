@@ -187,10 +187,11 @@ def describe_contents(contents: DataFrame, limits: Limits) -> DataFrame:
         return describe_batch(content, limits)
 
     readable = contents.where(F.col("length") <= limits.max_file_bytes)
+    describe_once = describe_udf.asNondeterministic()  # never duplicated into pushed-down filters
     return readable.select(
         "path",
         F.sha2("content", 256).alias("content_hash"),
-        describe_udf("content").alias("d"),
+        describe_once("content").alias("d"),
     ).select("path", "content_hash", "d.*")
 
 
