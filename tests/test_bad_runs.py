@@ -14,7 +14,7 @@ from sparkdup.tables import read_table
 
 
 def _args(input_dir, out, **kw):
-    base = dict(input=str(input_dir), manifest=None, layout=None, output=str(out), model=None, batch_size=None,
+    base = dict(input=None if input_dir is None else str(input_dir), manifest=None, layout=None, output=str(out), model=None, batch_size=None,
                 backend=None, k=None, duplicate_similarity=None)
     return argparse.Namespace(**(base | kw))
 

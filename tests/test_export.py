@@ -34,7 +34,7 @@ def test_curated_leaves_out_what_the_findings_say(exported):
     assert kept <= set(images.loc[images.status == "ok", "image_id"])
     assert kept.isdisjoint(groups.loc[~groups.is_representative, "image_id"])
     assert kept.isdisjoint(set(leaks.loc[leaks.split_b == "val", "image_id_b"]))
-    flagged = images.loc[images.flags.map(lambda f: bool({"dark", "bright", "tiny"} & set(f))), "image_id"]
+    flagged = images.loc[images["flags"].map(lambda f: bool({"dark", "bright", "tiny"} & set(f))), "image_id"]
     assert kept.isdisjoint(flagged)
     # every group still has its representative, unless a rule above removed it
     assert set(groups.loc[groups.is_representative, "image_id"]) & kept

@@ -148,7 +148,17 @@ class _IdsWriter:
         np.save(path, ids)
 
 
-class AnnoyBuilder:
+class _Builder:
+    """What every index builder shares: the image ids, in the order vectors were added."""
+
+    _ids: _IdsWriter
+
+    @property
+    def count(self) -> int:
+        return self._ids.count
+
+
+class AnnoyBuilder(_Builder):
     """Build one Annoy index (angular) in a file, vectors added in batches.
 
     The index is built on disk (Annoy's ``on_disk_build``): the vectors go straight into the
@@ -166,10 +176,6 @@ class AnnoyBuilder:
         self._index.on_disk_build(path)
         self._ids = _IdsWriter()
 
-    @property
-    def count(self) -> int:
-        return self._ids.count
-
     def add(self, ids, vectors) -> None:
         x = as_matrix(vectors, self.dim)
         start = self._ids.count
@@ -184,7 +190,7 @@ class AnnoyBuilder:
         return self.path
 
 
-class FaissHnswBuilder:
+class FaissHnswBuilder(_Builder):
     """Build one faiss HNSW index (inner product) in a file, vectors added in batches.
 
     HNSW has no on-disk build: the index (vectors plus graph) is in memory until saved.
@@ -197,10 +203,6 @@ class FaissHnswBuilder:
         self._index = faiss.IndexHNSWFlat(dim, int(m), faiss.METRIC_INNER_PRODUCT)
         self._index.hnsw.efConstruction = int(ef_construction)
         self._ids = _IdsWriter()
-
-    @property
-    def count(self) -> int:
-        return self._ids.count
 
     def add(self, ids, vectors) -> None:
         x = as_matrix(vectors, self.dim)
@@ -219,7 +221,7 @@ class FaissHnswBuilder:
         return self.path
 
 
-class MatrixBuilder:
+class MatrixBuilder(_Builder):
     """The exact backend's 'index': the vectors themselves in a .npy file (memory-mapped by
     readers), written row block by row block so the writer's memory stays flat."""
 
@@ -229,10 +231,6 @@ class MatrixBuilder:
         self.path, self.dim = path, dim
         self._mm = open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
         self._ids = _IdsWriter()
-
-    @property
-    def count(self) -> int:
-        return self._ids.count
 
     def add(self, ids, vectors) -> None:
         x = as_matrix(vectors, self.dim)
