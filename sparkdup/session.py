@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -51,6 +52,9 @@ def get_spark(cfg: dict) -> SparkSession:
 def _local_session(cfg: dict) -> SparkSession:
     sc = cfg["spark"]
     jars = cached_jars()
+    # Python workers must run this interpreter (the one with sparkdup's packages), not
+    # whatever `python3` comes first on PATH (pyspark reads this variable when it starts).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(sc["master"])
         .appName(sc["app_name"])
