@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import PeakRSS, copy_real_images, machine, update_benchmarks_md  # noqa: E402

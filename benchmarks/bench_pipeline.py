@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, copy_real_images, machine, update_benchmarks_md  # noqa: E402
+from common import copy_real_images, machine, update_benchmarks_md  # noqa: E402
 
 SPARKDUP = os.path.join(os.path.dirname(sys.executable), "sparkdup")
 

@@ -322,7 +322,7 @@ def connected_components_dataframe(
     n_edges = current.count()
     log.info("dataframe connected components: %d undirected edges", n_edges)
 
-    iteration = 0
+    iteration, changed = 0, n_edges
     while True:
         if iteration >= max_iterations:
             raise GraphError(

@@ -5,7 +5,6 @@ import argparse
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
