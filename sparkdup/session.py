@@ -49,6 +49,17 @@ def get_spark(cfg: dict) -> SparkSession:
     return spark
 
 
+def metastore_settings(metastore_dir: str) -> dict:
+    """Spark settings for a local Hive metastore (Derby) and warehouse in one folder; the
+    same settings given to `spark-sql` let it see sparkdup's registered tables."""
+    root = os.path.abspath(metastore_dir)
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": os.path.join(root, "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root}/metastore_db;create=true",
+    }
+
+
 def _local_session(cfg: dict) -> SparkSession:
     sc = cfg["spark"]
     jars = cached_jars()
@@ -65,6 +76,10 @@ def _local_session(cfg: dict) -> SparkSession:
     )
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
+    if sc["metastore_dir"]:
+        builder = builder.enableHiveSupport()
+        for key, value in metastore_settings(sc["metastore_dir"]).items():
+            builder = builder.config(key, value)
     if any("delta-spark" in os.path.basename(j) for j in jars):
         builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
             "spark.sql.catalog.spark_catalog", DELTA_CATALOG
