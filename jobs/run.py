@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _stage(name).add_arguments(parser)
 
 
-def summary(counts: dict, output: str) -> str:
+def summary(counts: dict, output: str, fmt: str) -> str:
     """The short table printed at the end of a run."""
     rows = [
         ("images", counts.get("images", 0)),
@@ -45,7 +45,7 @@ def summary(counts: dict, output: str) -> str:
     lines = [f"{name:<{width}}  {value:>8}" for name, value in rows]
     lines.append(f"tables under {output}: " + ", ".join(
         ["images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs"]))
-    lines.append(f"e.g. SELECT * FROM delta.`{table_path(output, 'duplicate_groups')}`")
+    lines.append(f"e.g. SELECT * FROM {fmt}.`{table_path(output, 'duplicate_groups')}`")
     return "\n".join(lines)
 
 
@@ -54,7 +54,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     for name in PIPELINE:
         log.info("stage %s ...", name)
         counts.update(run_stage(_stage(name), spark, cfg, args, run_id))
-    print(summary(counts, args.output))
+    print(summary(counts, args.output, cfg["output"]["format"]))
     return counts
 
 
