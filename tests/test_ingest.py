@@ -178,3 +178,13 @@ def test_command_line_and_spark_submit_agree(dataset, tmp_path):
                           str(tmp_path / "c"), "--format", "parquet", "--set", "spark.master=local[1]"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "input not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_glob_input(spark, tmp_path):
+    for i, src in enumerate(real_pngs(OPENCLIPART, 3, seed=8)):
+        shutil.copy(src, tmp_path / f"{i}.png")
+    shutil.copy(tmp_path / "0.png", tmp_path / "0.jpeg.bak")
+    (tmp_path / "empty.png").write_bytes(b"")
+    df = build_images(spark, load_config(), str(tmp_path / "*.png"), None, "r").toPandas().set_index("path")
+    assert sorted(os.path.basename(p) for p in df.index) == ["0.png", "1.png", "2.png", "empty.png"]
+    assert df.loc[_uri(tmp_path / "empty.png"), "status"] == "empty"
