@@ -1,4 +1,4 @@
-"""run: the whole pipeline, ingest -> embed -> neighbors -> analyze, in one Spark session.
+"""run: the whole pipeline, ingest -> embed -> neighbors -> analyze -> report, in one Spark session.
 
 Each stage is the same job that `sparkdup <stage>` / `spark-submit jobs/<stage>.py` runs;
 they share one run_id, so every table's rows from this run can be joined to `runs`.
@@ -17,7 +17,7 @@ from sparkdup.tables import table_path
 
 log = logging.getLogger("sparkdup")
 
-PIPELINE = ("ingest", "embed", "neighbors", "analyze")
+PIPELINE = ("ingest", "embed", "neighbors", "analyze", "report")
 
 
 def _stage(name: str):
@@ -46,6 +46,7 @@ def summary(counts: dict, output: str, fmt: str) -> str:
     lines.append(f"tables under {output}: " + ", ".join(
         ["images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs"]))
     lines.append(f"e.g. SELECT * FROM {fmt}.`{table_path(output, 'duplicate_groups')}`")
+    lines.append(f"report: {table_path(output, 'report')}/index.html")
     return "\n".join(lines)
 
 

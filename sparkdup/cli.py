@@ -7,7 +7,7 @@ import sys
 
 from sparkdup.stage import add_common_arguments, execute, setup_logging
 
-STAGES = ["run", "ingest", "embed", "neighbors", "analyze", "export"]
+STAGES = ["run", "ingest", "embed", "neighbors", "analyze", "report", "export"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,7 @@ def test_every_input_is_accounted_for(spark, scored):
     images = read_table(spark, out, "images")
     assert images.count() == len(truth) == counts["images"]
     runs = read_table(spark, out, "runs").where("run_id = 'test-run'").toPandas()
-    assert sorted(runs["stage"]) == ["analyze", "embed", "ingest", "neighbors"]
+    assert sorted(runs["stage"]) == ["analyze", "embed", "ingest", "neighbors", "report"]
     assert runs.set_index("stage").loc["ingest", "counts"]["images"] == len(truth)
     groups = read_table(spark, out, "duplicate_groups").toPandas()
     assert (groups.groupby("group_id")["is_representative"].sum() == 1).all()
