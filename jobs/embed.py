@@ -20,6 +20,9 @@ from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
 
 from sparkdup.contents import read_contents
+from sparkdup.models.shipping import ShippedModel, ship_model
+from sparkdup.partitioning import by_image_count
+from sparkdup.progress import track
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.embed import embed_contents
@@ -31,13 +34,19 @@ def ok_images(images: DataFrame) -> DataFrame:
     return images.where(F.col("status") == "ok").select("image_id", "path")
 
 
-def embed_files(contents: DataFrame, model: str, batch_size: int, resize: str, limits: Limits) -> DataFrame:
-    """(path, embedding) for each file; files that fail to decode get a null embedding."""
+def embed_files(contents: DataFrame, model: str | ShippedModel, batch_size: int, resize: str,
+                limits: Limits) -> DataFrame:
+    """(path, embedding) for each file; files that fail to decode get a null embedding.
+
+    `model`: a name every executor can load as it is, or a ShippedModel whose file the
+    driver published (executors then load it from their SparkFiles folder)."""
+    shipped = model if isinstance(model, ShippedModel) else ShippedModel(model)
 
     @pandas_udf(T.ArrayType(T.FloatType()))
     def embed_udf(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        local = shipped.local_name()  # on the executor: where SparkFiles put the model file
         for content in batches:
-            vectors = embed_contents(model, content, limits, batch_size, resize)
+            vectors = embed_contents(local, content, limits, batch_size, resize)
             yield pd.Series([None if v is None else v.astype(np.float32) for v in vectors])
 
     # Nondeterministic: stops the optimizer from copying this expensive call into a pushed-down
@@ -52,12 +61,16 @@ def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: 
 
     name = model_name(emb["model"], emb["weights"])
     spec = resolve(name)
-    contents = read_contents(spark, ok_images(images), ing["max_file_bytes"])
+    ok = ok_images(images)
+    contents = read_contents(spark, ok, ing["max_file_bytes"])
     if contents is None:
         return spark.createDataFrame([], "image_id long, embedding array<float>, model string, dim int, run_id string")
+    # As many tasks as the image count calls for (the scan alone would make ~1 per 30 images).
+    contents = by_image_count(contents, ok.count(), int(cfg["spark"]["images_per_partition"]))
     # Decode at a bit over the model's input size: enough pixels for the crop, no more.
     limits = Limits(ing["max_file_bytes"], ing["max_pixels"], max_side=2 * spec.input_size)
-    vectors = embed_files(contents, name, emb["batch_size"], emb["resize"], limits)
+    # Executors load the model from a file the driver publishes, never from their own cache.
+    vectors = embed_files(contents, ship_model(spark, name), emb["batch_size"], emb["resize"], limits)
     return (vectors.where(F.col("embedding").isNotNull())
             .select(F.xxhash64("path").alias("image_id"), "embedding",
                     F.lit(name).alias("model"), F.size("embedding").alias("dim"), F.lit(run_id).alias("run_id")))
@@ -75,8 +88,10 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
         cfg["embed"]["batch_size"] = args.batch_size
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["embed"]["arrow_batch_rows"]))
     images = read_table(spark, args.output, "images")
-    path = write_table(build_embeddings(spark, cfg, images, run_id), args.output, "embeddings", cfg["output"]["format"])
     n_ok = images.where(F.col("status") == "ok").count()
+    with track(spark, "embedding images", n_ok):
+        path = write_table(build_embeddings(spark, cfg, images, run_id), args.output, "embeddings",
+                           cfg["output"]["format"])
     n = read_table(spark, args.output, "embeddings").count()
     log.info("embeddings: %d of %d readable images at %s", n, n_ok, path)
     if n < n_ok:

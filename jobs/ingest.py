@@ -14,6 +14,7 @@ import logging
 import os
 import posixpath
 import sys
+import time
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -22,6 +23,7 @@ from pyspark.sql.functions import pandas_udf
 from pyspark.sql import types as T
 
 from sparkdup.config import ConfigError
+from sparkdup.progress import track
 from sparkdup.tables import hadoop_fs, path_exists, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.ingest import describe_batch
@@ -266,25 +268,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="derive label/split from folders (default: ingest.layout)")
 
 
-def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str) -> DataFrame:
-    ing = cfg["ingest"]
+def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None) -> tuple[DataFrame, DataFrame]:
+    """(listing, contents) of the input folder/glob or of the files a manifest names."""
     if bool(source) == bool(manifest):
         raise ConfigError("give either an INPUT folder/glob or --manifest FILE (exactly one)")
     if manifest:
-        listing, contents = list_manifest(spark, read_manifest(spark, manifest))
-    else:
-        if not any(c in source for c in "*?[") and not path_exists(spark, source):
-            raise ConfigError(f"input not found: {source}")
-        listing, contents = list_folder(spark, source, ing["extensions"])
+        return list_manifest(spark, read_manifest(spark, manifest))
+    if not any(c in source for c in "*?[") and not path_exists(spark, source):
+        raise ConfigError(f"input not found: {source}")
+    return list_folder(spark, source, cfg["ingest"]["extensions"])
+
+
+def images_from(listing: DataFrame, contents: DataFrame, cfg: dict, run_id: str) -> DataFrame:
+    ing = cfg["ingest"]
     limits = Limits(ing["max_file_bytes"], ing["max_pixels"], ing["stats_max_side"])
     return assemble_images(listing, describe_contents(contents, limits), cfg, run_id)
+
+
+def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str) -> DataFrame:
+    listing, contents = list_input(spark, cfg, source, manifest)
+    return images_from(listing, contents, cfg, run_id)
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     if args.layout:
         cfg["ingest"]["layout"] = args.layout
-    images = build_images(spark, cfg, args.input, args.manifest, run_id)
-    path = write_table(images, args.output, "images", cfg["output"]["format"])
+    started = time.time()
+    listing, contents = list_input(spark, cfg, args.input, args.manifest)
+    n_files = listing.count()
+    seconds = time.time() - started
+    log.info("listed %s files in %.1f s (%.0f files/s)", f"{n_files:,}", seconds, n_files / max(seconds, 1e-9))
+    images = images_from(listing, contents, cfg, run_id)
+    with track(spark, "reading images", n_files):
+        path = write_table(images, args.output, "images", cfg["output"]["format"])
     counts = {r["status"]: r["count"] for r in spark.read.format(cfg["output"]["format"]).load(path)
               .groupBy("status").count().collect()}
     log.info("images: %d rows at %s (%s)", sum(counts.values()), path,

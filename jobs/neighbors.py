@@ -42,12 +42,14 @@ the rest up to k. An ok image without an embedding gets its hash edges only.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import math
 import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from typing import Iterator
 
@@ -58,6 +60,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from sparkdup.config import ConfigError
+from sparkdup.progress import Snapshot, describe, track
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs import ann
 
@@ -191,16 +194,22 @@ def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, n: int
     files: dict[int, str] = {}
     builder, current = None, None
     suffix = {"annoy": "annoy", "faiss_hnsw": "faiss", "exact": "npy"}[backend]
+    started, total = time.time(), sum(min(c, limit) for c in sizes.values())
+    indexed = 0
 
     def close():
+        nonlocal indexed
         if builder is None or builder.count == 0:
             return
         _finish(builder, backend, nb)
         spark.sparkContext.addFile(builder.path)
         spark.sparkContext.addFile(ann.ids_path(builder.path))
         files[int(current)] = os.path.basename(builder.path)
-        log.info("neighbors: bucket %d: %d vectors indexed (%.0f MiB)", current, builder.count,
-                 os.path.getsize(builder.path) / 2 ** 20)
+        indexed += builder.count
+        log.info("neighbors: bucket %d: %d vectors indexed (%.0f MiB); %s", current, builder.count,
+                 os.path.getsize(builder.path) / 2 ** 20,
+                 describe(f"{len(files)}/{len(sizes)} buckets, indexing vectors",
+                          Snapshot(indexed, total, time.time() - started)))
 
     for bucket, ids, vecs in ann.iter_bucket_batches(rows):
         if bucket != current:
@@ -356,13 +365,17 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     persisted: list = []
     try:
         edges = build_neighbors(spark, embeddings, images, nb, run_id, workdir, persisted)
-        path = write_table(edges, args.output, "neighbors", cfg["output"]["format"])
+        with track(spark, "querying images", embeddings.count()):
+            path = write_table(edges, args.output, "neighbors", cfg["output"]["format"])
     finally:
         if previous_batch is not None:
             spark.conf.set(ARROW_BATCH_KEY, previous_batch)
         for df in persisted:
             df.unpersist()
-        shutil.rmtree(workdir, ignore_errors=True)
+        # Not now: Spark serves published files from where they lie for the whole session,
+        # and an executor that joins later (autoscaling, a replaced node) fetches every
+        # file published so far before its first task; a deleted index fails that task.
+        atexit.register(shutil.rmtree, workdir, True)
     written = spark.read.format(cfg["output"]["format"]).load(path)
     stats = written.groupBy("source").agg(F.count(F.lit(1)).alias("edges"),
                                           F.countDistinct("src").alias("images")).collect()

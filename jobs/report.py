@@ -1,15 +1,19 @@
-"""report: a self-contained HTML page of the findings, with thumbnails, under <output>/report.
+"""report: self-contained HTML pages of the findings, with thumbnails, under <output>/report.
 
-Extract: the result tables. Transform: pick the top items of each finding (capped by
-`report.max_per_section`), make thumbnails of just those images on the executors (pandas
-UDF over their bytes), collect that bounded set to the driver. Load: `report/index.html`,
-one file with images inlined as data URIs, so it opens from disk without a server.
+Extract: the result tables. Transform: pick the top items of each finding (at most
+`report.max_per_section` per page, `report.max_pages` pages), make thumbnails of just those
+images on the executors (pandas UDF over their bytes), collect that bounded set to the
+driver. Load: `report/index.html` (summary, first page of every section, distribution
+plots) and `report/<section>-<n>.html` for further pages. Images are inlined as data URIs,
+so the folder opens from disk without a server; beyond the last page each section names
+the table that holds everything.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from dataclasses import dataclass, field
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -19,12 +23,27 @@ from pyspark.sql.functions import pandas_udf
 
 from sparkdup import report_html as H
 from sparkdup.contents import read_contents
+from sparkdup.progress import track
 from sparkdup.tables import hadoop_fs, read_table, table_path
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.thumbnails import thumbnail_data_uri
 
 log = logging.getLogger("sparkdup")
 FLAGS = ("dark", "bright", "blurry", "low_information", "tiny", "odd_aspect")
+NEIGHBOURS_SHOWN = 3  # voters of a label issue, nearest neighbours of an outlier
+
+
+@dataclass
+class Section:
+    """One finding: its items (each a function of thumbnails -> HTML) and the ids they show."""
+
+    key: str  # file-name stem of its pages
+    title: str
+    total: int
+    table: str  # the result table that holds all of it
+    items: list = field(default_factory=list)  # callables: (thumbs, paths) -> html
+    image_ids: set = field(default_factory=set)
+    layout: str = "cards"  # cards (flowing thumbnails) | groups (one row per item) | table
 
 
 def thumbnails(spark: SparkSession, images: DataFrame, ids: list[int], cfg: dict) -> dict[int, str]:
@@ -42,96 +61,164 @@ def thumbnails(spark: SparkSession, images: DataFrame, ids: list[int], cfg: dict
     contents = read_contents(spark, wanted.select("image_id", "path"), ing["max_file_bytes"])
     if contents is None:
         return {}
-    rows = contents.select("image_id", thumb.asNondeterministic()("content").alias("uri")).collect()
+    with track(spark, "making thumbnails", len(ids)):
+        rows = contents.select("image_id", thumb.asNondeterministic()("content").alias("uri")).collect()
     return {r.image_id: r.uri for r in rows if r.uri}
 
 
-def build_report(spark: SparkSession, cfg: dict, output: str) -> str:
-    n_max = int(cfg["report"]["max_per_section"])
+# ---------------------------------------------------------------- one function per finding
+def duplicate_section(groups: DataFrame, limit: int) -> Section:
+    sizes = groups.groupBy("group_id").count()
+    top = [r.group_id for r in sizes.orderBy(F.desc("count"), "group_id").limit(limit).collect()]
+    rows = groups.where(F.col("group_id").isin(top)).orderBy("group_id", F.desc("is_representative"), "path").toPandas()
+    section = Section("duplicates", "Duplicate groups", sizes.count(), "duplicate_groups", layout="groups")
+    order = {gid: i for i, gid in enumerate(top)}
+    for _, members in sorted(rows.groupby("group_id"), key=lambda g: order[g[0]]):
+        members = list(members.itertuples())
+        section.image_ids |= {m.image_id for m in members}
+        section.items.append(lambda t, p, members=members: "".join(
+            H.card(t.get(m.image_id), m.path, [f"{m.kind}, similarity {m.similarity_to_representative:.3f}",
+                                       "keep" if m.is_representative else "duplicate"], keep=bool(m.is_representative))
+            for m in members))
+    return section
+
+
+def outlier_section(outliers: DataFrame, neighbors: DataFrame, limit: int) -> Section:
+    rows = outliers.orderBy("rank").limit(limit).toPandas()
+    near = (neighbors.where(F.col("rank") <= NEIGHBOURS_SHOWN)
+            .join(F.broadcast(outliers.orderBy("rank").limit(limit).select(F.col("image_id").alias("src"))), "src")
+            .orderBy("src", "rank").toPandas())
+    by_src = {src: list(g.itertuples()) for src, g in near.groupby("src")}
+    section = Section("outliers", "Outliers", outliers.where("is_outlier").count(), "outliers", layout="groups")
+    for r in rows.itertuples():
+        nbrs = by_src.get(r.image_id, [])
+        section.image_ids |= {r.image_id} | {n.dst for n in nbrs}
+        section.items.append(lambda t, p, r=r, nbrs=nbrs: H.card(
+            t.get(r.image_id), r.path, [f"#{r.rank}", f"score {r.score:.3f}", f"nearest similarity {r.nn_similarity:.3f}"])
+            + "".join(H.card(t.get(n.dst), p.get(n.dst, ""), [f"neighbour {n.rank}", f"similarity {n.similarity:.3f}"],
+                             minor=True) for n in nbrs))
+    return section
+
+
+def broken_section(images: DataFrame, limit: int) -> Section:
+    bad = images.where("status <> 'ok'")
+    rows = bad.select("path", "status", "error").orderBy("path").limit(limit).toPandas()
+    section = Section("broken", "Broken files", bad.count(), "images", layout="table")
+    section.items = [lambda t, p, r=r: f"<tr><td>{H.esc(r.path)}</td><td>{H.esc(r.status)}</td>"
+                                       f"<td>{H.esc(r.error)}</td></tr>" for r in rows.itertuples()]
+    return section
+
+
+def leak_section(leaks: DataFrame, limit: int) -> Section:
+    rows = leaks.orderBy(F.desc("similarity"), "path_a").limit(limit).toPandas()
+    section = Section("leaks", "Leaks between splits", leaks.count(), "leaks", layout="groups")
+    for r in rows.itertuples():
+        section.image_ids |= {r.image_id_a, r.image_id_b}
+        section.items.append(lambda t, p, r=r: H.card(t.get(r.image_id_a), r.path_a, [r.split_a])
+                             + H.card(t.get(r.image_id_b), r.path_b, [r.split_b, f"similarity {r.similarity:.3f}"]))
+    return section
+
+
+def label_section(issues: DataFrame, limit: int) -> Section:
+    rows = issues.where("issue = 'neighbor_vote'").orderBy("rank").limit(limit).toPandas()
+    section = Section("labels", "Label issues", issues.count(), "label_issues", layout="groups")
+    for r in rows.itertuples():
+        voters = [int(v) for v in list(r.voters)[:NEIGHBOURS_SHOWN]]
+        section.image_ids |= {r.image_id, *voters}
+        section.items.append(lambda t, p, r=r, voters=voters: H.card(
+            t.get(r.image_id), r.path, [f"label {r.label}", f"suggested {r.suggested_label}",
+                                f"confidence {r.confidence:.2f}"])
+            + "".join(H.card(t.get(v), p.get(v, ""), ["voted"], minor=True) for v in voters))
+    return section
+
+
+def flag_sections(images: DataFrame, limit: int) -> list[Section]:
+    totals = images.agg(*[F.count_if(F.array_contains("flags", f)).alias(f) for f in FLAGS]).first()  # one scan
+    sections = []
+    for flag in FLAGS:
+        rows = (images.where(F.array_contains("flags", flag)).select("image_id", "path", "brightness", "blur", "entropy")
+                .orderBy("path").limit(limit).toPandas() if totals[flag] else pd.DataFrame())
+        section = Section(f"flag-{flag}", f"Flagged {flag}", int(totals[flag] or 0), "images")
+        for r in rows.itertuples():
+            section.image_ids.add(r.image_id)
+            section.items.append(lambda t, p, r=r: H.card(
+                t.get(r.image_id), r.path, [f"brightness {r.brightness:.0f}, blur {r.blur:.0f}, entropy {r.entropy:.2f}"]))
+        sections.append(section)
+    return sections
+
+
+def distribution_plots(images: DataFrame, neighbors: DataFrame, outliers: DataFrame, cfg: dict, n_images: int) -> str:
+    an, cap = cfg["analyze"], 200_000
+    ok = images.where("status = 'ok'").select("brightness", "blur")
+    stats = (ok if n_images <= cap else ok.sample(cap / n_images, seed=1)).toPandas()
+    nearest = neighbors.where("rank = 1 AND source <> 'hash'").select("similarity").limit(cap).toPandas()
+    return ("<h2>Distributions</h2>"
+            + H.histogram_svg(nearest["similarity"], "Nearest-neighbour similarity",
+                              {"duplicate": an["duplicate_similarity"], "verify from": an["verify_min_similarity"]})
+            + H.histogram_svg(outliers.select("score").limit(cap).toPandas()["score"], "Outlier score")
+            + H.histogram_svg(stats["brightness"], "Brightness")
+            + H.histogram_svg(stats["blur"], "Blur (variance of Laplacian)",
+                              {"blurry": cfg["ingest"]["flags"]["blurry_max"]}))
+
+
+# ---------------------------------------------------------------- pages
+def render_pages(section: Section, thumbs: dict, paths: dict, per_page: int) -> list[str]:
+    """The section's HTML, one string per page (the first goes on index.html)."""
+    items = [render(thumbs, paths) for render in section.items]
+    chunks = [items[i:i + per_page] for i in range(0, len(items), per_page)] or [[]]
+    pages = []
+    for n, chunk in enumerate(chunks, 1):
+        if section.layout == "table":
+            body = f"<table><tr><th>path</th><th>status</th><th>error</th></tr>{''.join(chunk)}</table>"
+        elif section.layout == "groups":
+            body = "".join(f'<div class="group"><div class="cards">{c}</div></div>' for c in chunk)
+        else:
+            body = f'<div class="cards">{"".join(chunk)}</div>'
+        nav = H.pager(section.key, n, len(chunks))
+        pages.append(H.section(section.title, section.total, len(items), body, section.table, n, per_page) + nav)
+    return pages
+
+
+def page_name(key: str, n: int) -> str:
+    return "index.html" if n == 1 else f"{key}-{n}.html"
+
+
+def build_report(spark: SparkSession, cfg: dict, output: str) -> dict[str, str]:
+    """file name -> HTML for every page of the report."""
+    per_page = int(cfg["report"]["max_per_section"])
+    limit = per_page * int(cfg["report"]["max_pages"])
     images = read_table(spark, output, "images")
-    groups = read_table(spark, output, "duplicate_groups")
     outliers = read_table(spark, output, "outliers")
-    leaks = read_table(spark, output, "leaks")
+    neighbors = read_table(spark, output, "neighbors")
+    groups, leaks = read_table(spark, output, "duplicate_groups"), read_table(spark, output, "leaks")
     issues = read_table(spark, output, "label_issues")
     n_images = images.count()
 
-    top_groups = [r.group_id for r in groups.groupBy("group_id").count().orderBy(F.desc("count"), "group_id")
-                  .limit(n_max).collect()]
-    group_rows = groups.where(F.col("group_id").isin(top_groups)).orderBy("group_id", F.desc("is_representative"),
-                                                                          "path").toPandas()
-    out_rows = outliers.orderBy("rank").limit(n_max).toPandas()
-    broken = images.where("status <> 'ok'").select("path", "status", "error").orderBy("path").limit(200).toPandas()
-    leak_rows = leaks.orderBy(F.desc("similarity"), "path_a").limit(n_max).toPandas()
-    issue_rows = issues.where("issue = 'neighbor_vote'").orderBy("rank").limit(n_max).toPandas()
-    flag_rows = {f: images.where(F.array_contains("flags", f)).select("image_id", "path", "brightness", "blur",
-                                                                     "entropy").limit(n_max // 2).toPandas()
-                 for f in FLAGS}
-    totals = images.agg(*[F.count_if(F.array_contains("flags", f)).alias(f) for f in FLAGS]).first()
-    flag_totals = {f: int(totals[f] or 0) for f in FLAGS}  # one scan for all six counts
+    sections = [duplicate_section(groups, limit), outlier_section(outliers, neighbors, limit),
+                broken_section(images, limit), leak_section(leaks, limit), label_section(issues, limit),
+                *flag_sections(images, limit)]
+    ids = sorted({int(i) for s in sections for i in s.image_ids})
+    thumbs = thumbnails(spark, images, ids, cfg)
+    paths = dict(images.join(F.broadcast(spark.createDataFrame([(i,) for i in ids], "image_id long")), "image_id")
+                 .select("image_id", "path").collect()) if ids else {}
 
-    ids = set(group_rows.image_id) | set(out_rows.image_id) | set(leak_rows.image_id_a) | set(leak_rows.image_id_b)
-    ids |= set(issue_rows.image_id) | {v for vs in issue_rows.voters for v in list(vs)[:3]}
-    for rows in flag_rows.values():
-        ids |= set(rows.image_id)
-    thumbs = thumbnails(spark, images, sorted(int(i) for i in ids), cfg)
-    paths = dict(images.where(F.col("image_id").isin([int(i) for i in ids])).select("image_id", "path").collect()) \
-        if ids else {}
+    first, files = [], {}
+    for section in sections:
+        pages = render_pages(section, thumbs, paths, per_page)
+        first.append(pages[0])
+        for n, html in enumerate(pages[1:], 2):
+            files[page_name(section.key, n)] = H.page(f"sparkdup report: {section.title}, page {n}", None, [html])
+    first.append(distribution_plots(images, neighbors, outliers, cfg, n_images))
 
-    sections = []
-    body = ""
-    for gid, members in group_rows.groupby("group_id", sort=False):
-        cards = "".join(H.card(thumbs.get(r.image_id), [r.path, f"{r.kind}, similarity {r.similarity_to_representative:.3f}",
-                                                        "keep" if r.is_representative else "duplicate"],
-                               keep=bool(r.is_representative)) for r in members.itertuples())
-        body += f'<div class="group"><div class="cards">{cards}</div></div>'
-    n_groups = groups.select("group_id").distinct().count()
-    sections.append(H.section("Duplicate groups", n_groups, len(top_groups), body, "duplicate_groups"))
-    cards = "".join(H.card(thumbs.get(r.image_id), [f"#{r.rank}", r.path, f"score {r.score:.3f}",
-                                                    f"nearest similarity {r.nn_similarity:.3f}"])
-                    for r in out_rows.itertuples())
-    sections.append(H.section("Outliers", outliers.where("is_outlier").count(), len(out_rows),
-                              f'<div class="cards">{cards}</div>', "outliers"))
-    table = "".join(f"<tr><td>{H.esc(r.path)}</td><td>{H.esc(r.status)}</td><td>{H.esc(r.error)}</td></tr>"
-                    for r in broken.itertuples())
-    sections.append(H.section("Broken files", images.where("status <> 'ok'").count(), len(broken),
-                              f"<table><tr><th>path</th><th>status</th><th>error</th></tr>{table}</table>", "images"))
-    body = "".join(f'<div class="group"><div class="cards">'
-                   f'{H.card(thumbs.get(r.image_id_a), [r.split_a, r.path_a])}'
-                   f'{H.card(thumbs.get(r.image_id_b), [r.split_b, r.path_b, f"similarity {r.similarity:.3f}"])}'
-                   f"</div></div>" for r in leak_rows.itertuples())
-    sections.append(H.section("Leaks between splits", leaks.count(), len(leak_rows), body, "leaks"))
-    body = ""
-    for r in issue_rows.itertuples():
-        voters = "".join(H.card(thumbs.get(v), ["voted", paths.get(v, "")]) for v in list(r.voters)[:3])
-        body += (f'<div class="group"><div class="cards">'
-                 f'{H.card(thumbs.get(r.image_id), [r.path, f"label {r.label}", f"suggested {r.suggested_label}", f"confidence {r.confidence:.2f}"])}'
-                 f"{voters}</div></div>")
-    sections.append(H.section("Label issues", issues.count(), len(issue_rows), body, "label_issues"))
-    for flag in FLAGS:
-        rows = flag_rows[flag]
-        cards = "".join(H.card(thumbs.get(r.image_id), [r.path, f"brightness {r.brightness:.0f}, blur {r.blur:.0f}, "
-                                                                f"entropy {r.entropy:.2f}"]) for r in rows.itertuples())
-        sections.append(H.section(f"Flagged {flag}", flag_totals[flag], len(rows), f'<div class="cards">{cards}</div>',
-                                  "images"))
-    nb = read_table(spark, output, "neighbors").where("rank = 1 AND source <> 'hash'").select("similarity")
-    an = cfg["analyze"]
-    stats = images.where("status = 'ok'").select("brightness", "blur").toPandas() if n_images <= 200_000 else \
-        images.where("status = 'ok'").select("brightness", "blur").sample(200_000 / n_images, seed=1).toPandas()
-    plots = (H.histogram_svg([r[0] for r in nb.limit(200_000).collect()], "Nearest-neighbour similarity",
-                             {"duplicate": an["duplicate_similarity"], "verify from": an["verify_min_similarity"]})
-             + H.histogram_svg(outliers.select("score").limit(200_000).toPandas()["score"], "Outlier score")
-             + H.histogram_svg(stats["brightness"], "Brightness")
-             + H.histogram_svg(stats["blur"], "Blur (variance of Laplacian)", {"blurry": cfg["ingest"]["flags"]["blurry_max"]}))
-    sections.append("<h2>Distributions</h2>" + plots)
-
-    summary = [("images", n_images, 1.0),
-               ("not readable", images.where("status <> 'ok'").count(), 0),
-               ("duplicates to remove", groups.where("NOT is_representative").count(), 0),
-               ("outliers", outliers.where("is_outlier").count(), 0),
-               ("in a cross-split leak", leaks.select("image_id_b").distinct().count(), 0),
-               ("label issues", issues.select("image_id").distinct().count(), 0)]
-    summary = [(name, count, count / n_images if n_images else 0.0) for name, count, _ in summary]
-    return H.page("sparkdup report", summary, sections)
+    summary = [("images", n_images),
+               ("not readable", images.where("status <> 'ok'").count()),
+               ("duplicates to remove", groups.where("NOT is_representative").count()),
+               ("outliers", outliers.where("is_outlier").count()),
+               ("in a cross-split leak", leaks.select("image_id_b").distinct().count()),
+               ("label issues", issues.select("image_id").distinct().count())]
+    summary = [(name, count, count / n_images if n_images else 0.0) for name, count in summary]
+    files["index.html"] = H.page("sparkdup report", summary, first)
+    return files
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
@@ -148,11 +235,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
-    page = build_report(spark, cfg, args.output)
-    path = table_path(args.output, "report") + "/index.html"
-    write_text(spark, path, page)
-    log.info("report: %s", path)
-    return {"report_bytes": len(page)}
+    files = build_report(spark, cfg, args.output)
+    folder = table_path(args.output, "report")
+    fs, hpath = hadoop_fs(spark, folder)
+    fs.delete(hpath, True)  # no stale pages from a bigger previous run
+    for name, html in files.items():
+        write_text(spark, f"{folder}/{name}", html)
+    log.info("report: %s/index.html (%d page(s))", folder, len(files))
+    return {"report_pages": len(files), "report_bytes": sum(len(h) for h in files.values())}
 
 
 if __name__ == "__main__":

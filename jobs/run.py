@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 
@@ -18,6 +19,7 @@ from sparkdup.tables import table_path
 log = logging.getLogger("sparkdup")
 
 PIPELINE = ("ingest", "embed", "neighbors", "analyze", "report")
+TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs")
 
 
 def _stage(name: str):
@@ -29,9 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _stage(name).add_arguments(parser)
 
 
-def summary(counts: dict, output: str, fmt: str) -> str:
-    """The short table printed at the end of a run."""
-    rows = [
+def findings(counts: dict) -> list[tuple[str, int]]:
+    """(what, how many) for the table printed at the end of a run."""
+    return [
         ("images", counts.get("images", 0)),
         ("  not readable (broken, empty, ...)", counts.get("images", 0) - counts.get("status_ok", 0)),
         ("embedded", counts.get("embeddings", 0)),
@@ -41,21 +43,35 @@ def summary(counts: dict, output: str, fmt: str) -> str:
         ("train/val leaks (pairs)", counts.get("leaks", 0)),
         ("label issues", counts.get("label_issues", 0)),
     ]
+
+
+def summary(counts: dict, output: str, fmt: str) -> str:
+    """The short table printed at the end of a run."""
+    rows = findings(counts)
     width = max(len(r[0]) for r in rows)
     lines = [f"{name:<{width}}  {value:>8}" for name, value in rows]
-    lines.append(f"tables under {output}: " + ", ".join(
-        ["images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs"]))
+    lines.append(f"tables under {output}: " + ", ".join(TABLES))
     lines.append(f"e.g. SELECT * FROM {fmt}.`{table_path(output, 'duplicate_groups')}`")
     lines.append(f"report: {table_path(output, 'report')}/index.html")
     return "\n".join(lines)
 
 
+def summary_json(counts: dict, output: str) -> str:
+    """The same summary as one JSON line, for cluster logs (``--log-format json``)."""
+    return json.dumps({"summary": {name.strip(): value for name, value in findings(counts)},
+                       "tables": {t: table_path(output, t) for t in TABLES},
+                       "report": table_path(output, "report") + "/index.html"})
+
+
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     counts: dict = {}
-    for name in PIPELINE:
-        log.info("stage %s ...", name)
+    for i, name in enumerate(PIPELINE, 1):
+        log.info("stage %d/%d: %s", i, len(PIPELINE), name)
         counts.update(run_stage(_stage(name), spark, cfg, args, run_id))
-    print(summary(counts, args.output, cfg["output"]["format"]))
+    if getattr(args, "log_format", "text") == "json":
+        print(summary_json(counts, args.output))
+    else:
+        print(summary(counts, args.output, cfg["output"]["format"]))
     return counts
 
 

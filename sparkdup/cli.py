@@ -5,13 +5,12 @@ import argparse
 import importlib
 import sys
 
-from sparkdup.stage import add_common_arguments, execute, setup_logging
+from sparkdup.stage import add_common_arguments, execute
 
 STAGES = ["run", "ingest", "embed", "neighbors", "analyze", "report", "export"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
     parser = argparse.ArgumentParser(prog="sparkdup", description="Find what is wrong with an image dataset, on Spark.")
     sub = parser.add_subparsers(dest="stage", required=True)
     for name in STAGES:

@@ -16,6 +16,8 @@ h2{margin-top:2em;border-bottom:1px solid #ccc}
 .card{border:1px solid #ddd;border-radius:6px;padding:6px;width:180px;font-size:12px;word-break:break-all}
 .card img{max-width:168px;max-height:168px;display:block;margin:auto}
 .keep{border-color:#2a2;border-width:2px}
+.minor{width:130px;opacity:.85}.minor img{max-width:118px;max-height:118px}
+.pager{margin:8px 0;font-size:14px}.pager a{margin-right:1em}
 .group{border:1px solid #eee;padding:8px;margin:8px 0}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 .note{color:#666;font-size:13px}
@@ -26,10 +28,19 @@ def esc(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def card(thumb: str | None, lines: list[str], keep: bool = False) -> str:
+def short_path(path: str) -> str:
+    """The last folder and the file name: enough to recognise an image under a card."""
+    parts = str(path or "").rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 2 else str(path or "")
+
+
+def card(thumb: str | None, path: str, lines: list[str], keep: bool = False, minor: bool = False) -> str:
+    """One image: thumbnail, its short path (the full path on hover), caption lines; `keep`
+    frames the one to keep, `minor` is a smaller companion (a neighbour, a voter)."""
     img = f'<img src="{esc(thumb)}" alt="">' if thumb else '<div class="note">(no preview)</div>'
-    body = "<br>".join(esc(line) for line in lines)
-    return f'<div class="card{" keep" if keep else ""}">{img}{body}</div>'
+    body = "<br>".join([f'<span title="{esc(path)}">{esc(short_path(path))}</span>'] + [esc(line) for line in lines])
+    classes = "card" + (" keep" if keep else "") + (" minor" if minor else "")
+    return f'<div class="{classes}">{img}{body}</div>'
 
 
 def histogram_svg(values, title: str, marks: dict[str, float] | None = None, bins: int = 40) -> str:
@@ -53,16 +64,41 @@ def histogram_svg(values, title: str, marks: dict[str, float] | None = None, bin
             f'<svg width="{w}" height="{h}" role="img">{bars}{lines}</svg></figure>')
 
 
-def section(title: str, total: int, shown: int, body: str, table_name: str) -> str:
-    more = (f'<p class="note">Showing {shown} of {total}. All of them: the <code>{esc(table_name)}</code> '
-            f'table.</p>' if total > shown else "")
-    return f"<h2>{esc(title)} ({total})</h2>{more}{body}"
+def section(title: str, total: int, collected: int, body: str, table_name: str, page_no: int = 1,
+            per_page: int | None = None) -> str:
+    """A finding's heading, which items of how many this page shows, and where the rest are."""
+    per_page = per_page or max(collected, 1)
+    first = (page_no - 1) * per_page + 1
+    last = min(page_no * per_page, collected)
+    shown = f"Showing {first}-{last} of {total}." if collected else ""
+    rest = (f' All of them: the <code>{esc(table_name)}</code> table.' if total > collected else "")
+    note = f'<p class="note">{shown}{rest}</p>' if total > 0 and (total > last or page_no > 1) else ""
+    return f'<h2>{esc(title)} ({total})</h2>{note}{body}'
 
 
-def page(title: str, summary_rows: list[tuple[str, int, float]], sections: list[str]) -> str:
+def pager(key: str, page_no: int, pages: int) -> str:
+    """Links between a section's pages: page 1 is in index.html, page n in KEY-n.html."""
+    if pages <= 1:
+        return ""
+
+    def href(n: int) -> str:
+        return "index.html" if n == 1 else f"{esc(key)}-{n}.html"
+
+    links = []
+    if page_no > 1:
+        links.append(f'<a href="{href(page_no - 1)}">&larr; previous</a>')
+    links.append(f"page {page_no} of {pages}")
+    if page_no < pages:
+        links.append(f'<a href="{href(page_no + 1)}">next &rarr;</a>')
+    return f'<div class="pager">{" ".join(links)}</div>'
+
+
+def page(title: str, summary_rows: list[tuple[str, int, float]] | None, sections: list[str]) -> str:
+    """A whole HTML document; the summary table only on the index page."""
     rows = "".join(f"<tr><td>{esc(name)}</td><td>{count}</td><td>{share:.1%}</td></tr>"
-                   for name, count, share in summary_rows)
+                   for name, count, share in summary_rows or [])
+    summary = (f"<table><tr><th>finding</th><th>images</th><th>share of dataset</th></tr>{rows}</table>"
+               if summary_rows else '<p><a href="index.html">&larr; back to the report</a></p>')
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>"
-            f"<table><tr><th>finding</th><th>images</th><th>share of dataset</th></tr>{rows}</table>"
+            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{summary}"
             + "".join(sections) + "</body></html>")

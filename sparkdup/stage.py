@@ -13,6 +13,7 @@ import re
 import sys
 import time
 
+from sparkdup import logs
 from sparkdup.config import ConfigError, load_config, with_overrides
 from sparkdup.tables import IDENTIFIER, RESULT_TABLES, new_run_id, register_tables
 
@@ -29,6 +30,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", help="identifier stored with every row (default: generated)")
     parser.add_argument("--database", help="also register the tables in this catalog database "
                                            "(schema or catalog.schema; default: output.database)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only warnings, errors and the final findings (no progress)")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default="text",
+                        help="text (default) or json: one JSON object per log line, for cluster logs")
 
 
 def settings_from_args(args: argparse.Namespace) -> dict:
@@ -41,15 +46,11 @@ def settings_from_args(args: argparse.Namespace) -> dict:
     return cfg
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s sparkdup %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
-
-
 def execute(job, args: argparse.Namespace) -> int:
     """Run one stage; user-fixable errors become one clear line and exit code 2."""
     from sparkdup.session import get_spark
 
+    logs.setup_logging(quiet=getattr(args, "quiet", False), fmt=getattr(args, "log_format", "text"))
     try:
         cfg = settings_from_args(args)
         spark = get_spark(cfg)
@@ -74,6 +75,7 @@ def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> d
     from sparkdup.runs import record_run
 
     stage = stage_name(job)
+    logs.set_stage(stage)
     started = time.time()
     counts = job.run(spark, cfg, args, run_id) or {}
     seconds = time.time() - started
@@ -85,7 +87,6 @@ def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> d
 
 
 def main_for(job, argv: list[str] | None = None) -> int:
-    setup_logging()
     parser = argparse.ArgumentParser(prog=f"sparkdup {stage_name(job)}", description=job.__doc__)
     job.add_arguments(parser)
     add_common_arguments(parser)
