@@ -72,11 +72,15 @@ def main() -> None:
         seconds = time.time() - start
     n = read_table(spark, out, "embeddings").count()
     stage = n / seconds
-    mb = mem.as_mb()
+    mb, cpu = mem.as_mb(), mem.cpu_seconds()
+    per_image = {k: 1000 * v / max(n, 1) for k, v in cpu.items()}
     table = (
-        "| model | images | model alone, img/s | embed stage, img/s | stage / alone | Python worker peak RSS MB | driver JVM MB |\n"
-        "|---|---|---|---|---|---|---|\n"
-        f"| {args.model} | {n} | {alone:.1f} | {stage:.1f} | {stage / alone:.0%} | {mb['python_worker']} | {mb['driver_jvm']} |"
+        "| model | images | model alone, img/s | embed stage, img/s | stage / alone | Python worker peak RSS MB "
+        "| driver JVM MB | CPU ms/image: Python workers | JVM | driver Python |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+        f"| {args.model} | {n} | {alone:.1f} | {stage:.1f} | {stage / alone:.0%} | {mb['python_worker']} "
+        f"| {mb['driver_jvm']} | {per_image['python_worker']:.1f} | {per_image['jvm']:.1f} "
+        f"| {per_image['driver_python']:.1f} |"
     )
     body = (f"### Embed stage vs model alone ({args.model})\n\nCommand: `python benchmarks/bench_embed.py --images "
             f"{args.images} --model {args.model} --write` (local[{args.cores}], warm Spark; machine: {machine()})\n\n{table}")

@@ -17,31 +17,50 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class PeakRSS:
     """Samples, every `interval` s, the RSS of this process, the Spark JVM and every Python
-    worker under it; keeps the peak of each (bytes)."""
+    worker under it; keeps the peak of each (bytes), and the CPU seconds each kind of
+    process spent while sampled (where a stage's time goes: JVM or Python workers)."""
 
     def __init__(self, interval: float = 0.2):
         self.interval = interval
         self.driver_python = 0
         self.driver_jvm = 0
         self.python_worker = 0
+        self._cpu_start: dict = {}  # pid -> (kind, cpu seconds when first seen)
+        self._cpu_last: dict = {}  # pid -> cpu seconds at the last sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _cpu(self, kind: str, proc: psutil.Process) -> None:
+        t = proc.cpu_times()
+        used = t.user + t.system
+        self._cpu_start.setdefault(proc.pid, (kind, used))
+        self._cpu_last[proc.pid] = used
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
             self.driver_python = max(self.driver_python, me.memory_info().rss)
+            self._cpu("driver_python", me)
             for child in me.children(recursive=True):
                 try:  # workers come and go: one vanishing must not end this sample
                     name = " ".join(child.cmdline()[:3])
                     rss = child.memory_info().rss
+                    if "java" in name:
+                        self.driver_jvm = max(self.driver_jvm, rss)
+                        self._cpu("jvm", child)
+                    elif "pyspark" in name or "python" in name:
+                        self.python_worker = max(self.python_worker, rss)
+                        self._cpu("python_worker", child)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
-                if "java" in name:
-                    self.driver_jvm = max(self.driver_jvm, rss)
-                elif "pyspark" in name or "python" in name:
-                    self.python_worker = max(self.python_worker, rss)
             time.sleep(self.interval)
+
+    def cpu_seconds(self) -> dict:
+        """CPU seconds used while sampled, per kind: driver_python, jvm, python_worker."""
+        out = {"driver_python": 0.0, "jvm": 0.0, "python_worker": 0.0}
+        for pid, (kind, first) in self._cpu_start.items():
+            out[kind] += self._cpu_last[pid] - first
+        return {k: round(v, 1) for k, v in out.items()}
 
     def __enter__(self):
         self._thread.start()
