@@ -38,6 +38,20 @@ def _model_alone(args: tuple) -> float:
     return n / (time.time() - start)
 
 
+def as_jpeg(folder: str) -> None:
+    """Replace every PNG in folder by a JPEG of it (transparency flattened on white)."""
+    from PIL import Image
+
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        with Image.open(path) as img:
+            rgba = img.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        flat.save(os.path.splitext(path)[0] + ".jpg", quality=90)
+        os.remove(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=2000)
@@ -45,6 +59,8 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=os.cpu_count())
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--jpeg", action="store_true",
+                    help="re-encode the sample as JPEG (quality 90), as most photo datasets are stored")
     args = ap.parse_args()
 
     with mp.get_context("spawn").Pool(args.cores) as pool:
@@ -58,6 +74,8 @@ def main() -> None:
 
     work = tempfile.mkdtemp(prefix="bench_embed_")
     src = copy_real_images(os.path.join(work, "images"), args.images)
+    if args.jpeg:
+        as_jpeg(src)
     cfg = load_config(overrides=[f"spark.master=local[{args.cores}]", f"embed.model={args.model}"])
     spark = get_spark(cfg)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["embed"]["arrow_batch_rows"]))
@@ -82,11 +100,14 @@ def main() -> None:
         f"| {mb['driver_jvm']} | {per_image['python_worker']:.1f} | {per_image['jvm']:.1f} "
         f"| {per_image['driver_python']:.1f} |"
     )
-    body = (f"### Embed stage vs model alone ({args.model})\n\nCommand: `python benchmarks/bench_embed.py --images "
-            f"{args.images} --model {args.model} --write` (local[{args.cores}], warm Spark; machine: {machine()})\n\n{table}")
+    kind = "JPEG" if args.jpeg else "PNG"
+    flag = " --jpeg" if args.jpeg else ""
+    body = (f"### Embed stage vs model alone ({args.model}, {kind} input)\n\nCommand: `python benchmarks/bench_embed.py "
+            f"--images {args.images} --model {args.model}{flag} --write` (local[{args.cores}], warm Spark; "
+            f"machine: {machine()})\n\n{table}")
     print(body)
     if args.write:
-        update_benchmarks_md(f"embed-{args.model.replace(':', '-')}", body)
+        update_benchmarks_md(f"embed-{args.model.replace(':', '-')}{'-jpeg' if args.jpeg else ''}", body)
 
 
 if __name__ == "__main__":
