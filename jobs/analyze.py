@@ -67,6 +67,20 @@ def duplicate_edges(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFr
             .select(F.col("a").alias("src"), F.col("b").alias("dst"), "similarity"))
 
 
+def checkpointing(spark: SparkSession) -> dict:
+    """How the distributed connected components cut lineage: reliable checkpoints, every
+    iteration, in the session's checkpoint directory when one is set (run() sets
+    <output>/_checkpoints, on storage every executor sees). A local checkpoint lives in
+    executor storage and cuts the lineage it could be recomputed from, so losing one
+    executor would fail the whole stage; a duplicate-edge graph is small, so writing it each
+    iteration costs little. Without a checkpoint directory: local checkpoints."""
+    try:
+        has_dir = bool(spark.sparkContext.getCheckpointDir())
+    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
+        has_dir = False
+    return {"checkpoint": "reliable", "checkpoint_interval": 1} if has_dir else {}
+
+
 def duplicate_groups(images: DataFrame, embeddings: DataFrame, neighbors: DataFrame, an: dict) -> DataFrame:
     """One row per member of each group of duplicates.
 
@@ -79,7 +93,8 @@ def duplicate_groups(images: DataFrame, embeddings: DataFrame, neighbors: DataFr
     another member's, else `near`.
     """
     edges = duplicate_edges(images, neighbors, an)
-    comps = connected_components(edges, an["components_method"], an["driver_max_edges"])
+    comps = connected_components(edges, an["components_method"], an["driver_max_edges"],
+                                 **checkpointing(images.sparkSession))
     members = comps.select(F.col("id").alias("image_id"), F.col("component").alias("group_id")).join(
         images.select("image_id", "path", "content_hash", "width", "height", "size_bytes", "label", "split",
                       "signature"), "image_id")
