@@ -62,3 +62,43 @@ def pipeline_run(spark, tmp_path_factory):
                               duplicate_similarity=None)
     counts = pipeline.run(spark, cfg, args, "test-run")
     return out, truth, counts
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory):
+    """scripts/package.py run into a fresh folder: {'wheel', 'zip', 'main'} paths.
+
+    Built by the tests themselves so they work from a clean clone (dist/ is not tracked)."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("sparkdup_package", os.path.join(here, "scripts", "package.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.package(str(tmp_path_factory.mktemp("dist")))
+
+
+@pytest.fixture(scope="session")
+def python_without_sparkdup(tmp_path_factory):
+    """An interpreter with every third-party package of this venv but not sparkdup.
+
+    The venv has sparkdup installed in editable mode, so its python would import sparkdup
+    from the checkout whatever Spark ships. This one is a bare venv whose only addition
+    is a .pth line naming the venv's site-packages folder: a plain path entry, whose own
+    .pth files (the editable install's finder among them) are never run. So it imports
+    sparkdup only from what is put on its path, e.g. a --py-files zip."""
+    import site
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("python_without_sparkdup")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    (site_dir,) = glob.glob(str(root / "lib" / "python*" / "site-packages"))
+    deps = [p for p in site.getsitepackages() if p.startswith(sys.prefix)]
+    with open(os.path.join(site_dir, "sparkdup_test_deps.pth"), "w") as f:
+        f.write("\n".join(deps) + "\n")
+    python = str(root / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import pyspark, numpy, sparkdup"], capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, cwd=str(root))
+    assert "No module named 'sparkdup'" in probe.stderr, probe.stderr
+    return python
