@@ -64,6 +64,18 @@ if ! ls "$jars"/graphframes-*.jar >/dev/null 2>&1; then
   fi
 fi
 
+# S3A connector for s3a:// paths in local mode (docs/cluster.md, "Object storage"): kept in
+# its own folder because the AWS SDK bundle alone is 558 MB; the local session puts these
+# on the JVM classpath (not spark.jars), so nothing is copied; classes load only when used.
+jars_s3="$cache/jars-s3"
+if ! ls "$jars_s3"/hadoop-aws-*.jar >/dev/null 2>&1; then
+  say "fetching the S3A connector (hadoop-aws, AWS SDK bundle) with mvn"
+  rm -rf "$jars_s3.partial"  # copied aside and moved in whole: a cut download is never used
+  mvn -q -f scripts/jars/s3/pom.xml dependency:copy-dependencies -DoutputDirectory="$jars_s3.partial" \
+      -DincludeScope=runtime
+  rm -rf "$jars_s3" && mv "$jars_s3.partial" "$jars_s3"
+fi
+
 # --- default model ---------------------------------------------------------
 if $py -c "import sparkdup.models.build_cache" >/dev/null 2>&1; then
   $py -m sparkdup.models.build_cache

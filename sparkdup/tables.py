@@ -11,6 +11,7 @@ import logging
 import uuid
 from datetime import datetime, timezone
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 
 from sparkdup.config import ConfigError
@@ -28,9 +29,19 @@ def table_path(output: str, name: str) -> str:
 
 
 def hadoop_fs(spark: SparkSession, path: str):
+    """(FileSystem, Path) for a Hadoop URI; a scheme this Spark has no connector for (such
+    as s3a:// without hadoop-aws) is a user-fixable setup error, said in one line."""
     jvm = spark._jvm  # noqa: SLF001
     hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
+    try:
+        return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
+    except Py4JJavaError as exc:
+        reason = str(exc.java_exception.toString())
+        if "No FileSystem for scheme" not in reason and "ClassNotFoundException" not in reason:
+            raise
+        raise ConfigError(f"this Spark has no filesystem for {path} ({reason.split(': ', 1)[-1]}): for s3a:// "
+                          "run scripts/setup.sh (local mode) or add org.apache.hadoop:hadoop-aws of the Hadoop "
+                          "version Spark ships (docs/cluster.md)") from None
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:
