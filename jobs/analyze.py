@@ -225,10 +225,14 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     embeddings = read_table(spark, out, "embeddings")
     neighbors = read_table(spark, out, "neighbors")
     stamp = F.lit(run_id).alias("run_id")
+    log.info("analyze: duplicate groups (connected components of duplicate edges)")
     write_table(duplicate_groups(images, embeddings, neighbors, an).select("*", stamp), out, "duplicate_groups", fmt)
     groups = read_table(spark, out, "duplicate_groups")
+    log.info("analyze: outliers (kNN similarity and graph degree)")
     write_table(outliers(images, neighbors, an).select("*", stamp), out, "outliers", fmt)
+    log.info("analyze: leaks between splits")
     write_table(leaks(groups, embeddings).select("*", stamp), out, "leaks", fmt)
+    log.info("analyze: label issues (neighbour votes, mixed duplicate groups)")
     write_table(label_issues(images, neighbors, groups, an).select("*", stamp), out, "label_issues", fmt)
     counts = {
         "duplicate_groups": groups.select("group_id").distinct().count(),
