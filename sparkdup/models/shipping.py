@@ -82,8 +82,12 @@ def _staging_dir() -> str:
 
 
 def _published_name(path: str, is_dir: bool) -> str:
-    stat = os.stat(path)
-    key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+    """<hash of path, sizes and modification times>-<base name>: a changed model, or another
+    one with the same base name, is published under a name of its own."""
+    files = [os.path.join(root, f) for root, _, names in os.walk(path) for f in names] if is_dir else [path]
+    stats = [os.stat(f) for f in files]
+    size, newest = sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+    key = f"{os.path.abspath(path)}|{size}|{newest}".encode()
     base = os.path.basename(os.path.normpath(path))
     return f"{hashlib.sha1(key).hexdigest()[:12]}-{base}" + (".zip" if is_dir else "")
 

@@ -1,0 +1,200 @@
+"""Driver memory of `sparkdup run` by input size: does anything grow with the images?
+
+    python benchmarks/bench_driver_memory.py --images 2000 8000 [--cluster] [--set KEY=VALUE] [--write]
+
+The design promises that the driver never collects per-image data beyond bounded,
+configurable amounts. This measures it: N real openclipart PNGs (benchmarks/common.py),
+`sparkdup run` as a subprocess. In local[2] (default) the executors live in the driver's
+JVM, so the JVM figures are an upper bound for a driver. With ``--cluster`` the run goes
+to a Spark standalone cluster started on this machine for the purpose (one master, two
+workers of 1 core each, tests/standalone.py) and the driver JVM holds only the driver's
+share. Sampled every 0.2 s with psutil:
+
+* driver Python RSS (the `sparkdup` process itself), overall and per pipeline stage (the
+  stage is known from the run's own "stage i/n: name" log lines);
+* driver JVM RSS, and the JVM's live heap: every 5 s the sampler asks the JVM for a full
+  collection (``jcmd <pid> GC.run``) and the GC log gives the heap left after it. RSS and
+  the heap after ordinary (young) collections follow how far the collector let garbage
+  pile up, which depends on timing; they moved by up to 2x between two runs of the same
+  size, so only the live heap says whether the JVM holds more.
+
+Python workers are left out (they are executors' memory, per task, not the driver's).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import copy_real_images, machine, update_benchmarks_md  # noqa: E402
+
+SPARKDUP = os.path.join(os.path.dirname(sys.executable), "sparkdup")
+SECTION = "driver-memory"
+STAGES = ("ingest", "embed", "neighbors", "analyze", "report")
+GC_LINE = re.compile(r"^\[(?P<t>[\d.]+)s\].*Pause Full.*?(?P<before>\d+)M->(?P<after>\d+)M\(\d+M\)")
+FULL_GC_EVERY_S = 5.0
+STAGE_LINE = re.compile(r"stage (?:\d+/\d+: )?(?P<stage>\w+)")
+
+
+class DriverSampler:
+    """Peak RSS of one driver process and its JVM child, attributed to the current stage."""
+
+    def __init__(self, proc: psutil.Process, interval: float = 0.2):
+        self.proc, self.interval = proc, interval
+        self.stage = "start"
+        self.python: dict[str, int] = {}
+        self.jvm: dict[str, int] = {}
+        self.jvm_started: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _jvm(self) -> psutil.Process | None:
+        for child in self.proc.children():
+            try:
+                if "java" in os.path.basename(child.exe()):
+                    return child
+            except psutil.Error:
+                continue
+        return None
+
+    def _run(self) -> None:
+        jvm, last_gc = None, time.time()
+        while not self._stop.is_set():
+            try:
+                py = self.proc.memory_info().rss
+            except psutil.Error:
+                break
+            self.python[self.stage] = max(self.python.get(self.stage, 0), py)
+            jvm = jvm if jvm is not None and jvm.is_running() else self._jvm()
+            if jvm is not None:
+                try:
+                    self.jvm_started = self.jvm_started or jvm.create_time()
+                    self.jvm[self.stage] = max(self.jvm.get(self.stage, 0), jvm.memory_info().rss)
+                except psutil.Error:
+                    pass
+                if time.time() - last_gc >= FULL_GC_EVERY_S:
+                    subprocess.run(["jcmd", str(jvm.pid), "GC.run"], capture_output=True, timeout=60)
+                    last_gc = time.time()
+            time.sleep(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def heap_after_gc(gc_log: str, jvm_started: float | None, stage_starts: list[tuple[float, str]]) -> dict:
+    """Largest heap occupancy right after a full collection, per stage (MB): the live heap."""
+    out: dict[str, int] = {}
+    if jvm_started is None or not os.path.exists(gc_log):
+        return out
+    for line in open(gc_log):
+        m = GC_LINE.search(line)
+        if not m:
+            continue
+        at = jvm_started + float(m.group("t"))
+        stage = "start"
+        for t, name in stage_starts:
+            if t <= at:
+                stage = name
+        out[stage] = max(out.get(stage, 0), int(m.group("after")))
+    return out
+
+
+def measure(n: int, work: str, settings: list[str], master: str) -> dict:
+    src = copy_real_images(os.path.join(work, "images"), n, seed=n)
+    out, gc_log = os.path.join(work, "out"), os.path.join(work, "gc.log")
+    env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options -Xlog:gc:file={gc_log} pyspark-shell")
+    started = time.time()
+    overrides = [arg for s in [f"spark.master={master}", *settings] for arg in ("--set", s)]
+    popen = psutil.Popen([SPARKDUP, "run", src, "--output", out, *overrides],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    sampler = DriverSampler(popen)
+    sampler.start()
+    stage_starts: list[tuple[float, str]] = []
+    tail: list[str] = []
+    for line in popen.stdout:
+        m = STAGE_LINE.search(line) if "sparkdup INFO stage" in line else None
+        if m and m.group("stage") in STAGES:
+            sampler.stage = m.group("stage")
+            stage_starts.append((time.time(), sampler.stage))
+        tail = (tail + [line])[-40:]
+    rc = popen.wait()
+    sampler.stop()
+    if rc != 0:
+        sys.exit("".join(tail))
+    mb = lambda d: {k: round(v / 2 ** 20) for k, v in d.items()}  # noqa: E731
+    return {"n": n, "seconds": time.time() - started, "python": mb(sampler.python), "jvm": mb(sampler.jvm),
+            "heap": heap_after_gc(gc_log, sampler.jvm_started, stage_starts)}
+
+
+def report(results: list[dict], settings: list[str], section: str, cluster: bool) -> str:
+    rows = []
+    for r in results:
+        rows.append(f"| {r['n']} | {max(r['python'].values())} | {max(r['jvm'].values())} | "
+                    f"{max(r['heap'].values()) if r['heap'] else '?'} | {r['seconds']:.0f} |")
+    stage_rows = []
+    for r in results:
+        py = " | ".join(str(r["python"].get(s, "")) for s in STAGES)
+        heap = " | ".join(str(r["heap"].get(s, "")) for s in STAGES)
+        stage_rows.append(f"| {r['n']} | Python RSS | {py} |")
+        stage_rows.append(f"| {r['n']} | JVM live heap | {heap} |")
+    sizes = " ".join(str(r["n"]) for r in results)
+    extra = (" --cluster" if cluster else "") + "".join(f" --set {s}" for s in settings) \
+        + (f" --section {section}" if section != SECTION else "")
+    where = "standalone cluster of 2 workers x 1 core on this machine, client-mode driver" if cluster else "local[2]"
+    title = "settings " + ", ".join(f"`{s}`" for s in settings) if settings else "default settings"
+    title += ", standalone cluster" if cluster else ", local mode"
+    return (f"### Driver memory by input size (`sparkdup run`, {title})\n\n"
+            f"Command: `python benchmarks/bench_driver_memory.py --images {sizes}{extra} --write` "
+            f"({where}, openclipart PNGs; machine: {machine()})\n\n"
+            "| images | driver Python peak RSS MB | driver JVM peak RSS MB | JVM live heap, peak MB | seconds |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+            "Peaks per stage (MB):\n\n"
+            "| images | measure | " + " | ".join(STAGES) + " |\n|---|---|" + "---|" * len(STAGES) + "\n"
+            + "\n".join(stage_rows))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, nargs="+", default=[2000, 8000])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="sparkdup setting")
+    ap.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
+    ap.add_argument("--cluster", action="store_true", help="run on a standalone cluster started here")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench_driver_") as root:
+        cluster = None
+        if args.cluster:
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+            from standalone import StandaloneCluster
+
+            cluster = StandaloneCluster(os.path.join(root, "spark"), workers=2, cores=1, memory="3g",
+                                        python=sys.executable).start()
+        try:
+            for n in args.images:
+                work = os.path.join(root, str(n))
+                results.append(measure(n, work, args.set, cluster.url if cluster else "local[2]"))
+                print(results[-1], flush=True)
+        finally:
+            if cluster:
+                cluster.stop()
+    body = report(results, args.set, args.section, args.cluster)
+    print(body)
+    if args.write:
+        update_benchmarks_md(args.section, body)
+
+
+if __name__ == "__main__":
+    main()
