@@ -55,4 +55,5 @@ def setup_logging(quiet: bool = False, fmt: str = "text") -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s sparkdup %(levelname)s %(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
+    # Records still propagate: nothing in sparkdup configures the root logger, and hosts
+    # that do (notebooks, pytest's log capture) keep seeing sparkdup's records.
