@@ -85,8 +85,8 @@ def duplicate_section(groups: DataFrame, limit: int) -> Section:
 
 def outlier_section(outliers: DataFrame, neighbors: DataFrame, limit: int) -> Section:
     rows = outliers.orderBy("rank").limit(limit).toPandas()
-    near = (neighbors.where(F.col("rank") <= NEIGHBOURS_SHOWN)
-            .join(F.broadcast(outliers.orderBy("rank").limit(limit).select(F.col("image_id").alias("src"))), "src")
+    shown = outliers.sparkSession.createDataFrame([(int(i),) for i in rows.image_id], "src long")
+    near = (neighbors.where(F.col("rank") <= NEIGHBOURS_SHOWN).join(F.broadcast(shown), "src")
             .orderBy("src", "rank").toPandas())
     by_src = {src: list(g.itertuples()) for src, g in near.groupby("src")}
     section = Section("outliers", "Outliers", outliers.where("is_outlier").count(), "outliers", layout="groups")
@@ -210,10 +210,11 @@ def build_report(spark: SparkSession, cfg: dict, output: str) -> dict[str, str]:
             files[page_name(section.key, n)] = H.page(f"sparkdup report: {section.title}, page {n}", None, [html])
     first.append(distribution_plots(images, neighbors, outliers, cfg, n_images))
 
+    total = {s.key: s.total for s in sections}  # counted once, when the sections were made
     summary = [("images", n_images),
-               ("not readable", images.where("status <> 'ok'").count()),
+               ("not readable", total["broken"]),
                ("duplicates to remove", groups.where("NOT is_representative").count()),
-               ("outliers", outliers.where("is_outlier").count()),
+               ("outliers", total["outliers"]),
                ("in a cross-split leak", leaks.select("image_id_b").distinct().count()),
                ("label issues", issues.select("image_id").distinct().count())]
     summary = [(name, count, count / n_images if n_images else 0.0) for name, count in summary]
