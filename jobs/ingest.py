@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql import types as T
 
-from sparkdup.config import ConfigError
+from sparkdup.errors import ConfigError
 from sparkdup.progress import track
 from sparkdup.tables import hadoop_fs, path_exists, write_table
 from sparkdup.udfs.decode import Limits

@@ -59,7 +59,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from sparkdup.config import ConfigError
+from sparkdup.errors import ConfigError
 from sparkdup.progress import Snapshot, describe, track
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs import ann

@@ -12,9 +12,7 @@ from typing import Any, Iterable
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A setting the user can fix: the message names the setting or file."""
+from sparkdup.errors import ConfigError
 
 
 def _package_yaml(name: str) -> dict:

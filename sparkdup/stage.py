@@ -14,7 +14,8 @@ import sys
 import time
 
 from sparkdup import logs
-from sparkdup.config import ConfigError, load_config, with_overrides
+from sparkdup.config import load_config, with_overrides
+from sparkdup.errors import ConfigError, UserError
 from sparkdup.tables import IDENTIFIER, RESULT_TABLES, new_run_id, register_tables
 
 log = logging.getLogger("sparkdup")
@@ -60,7 +61,7 @@ def execute(job, args: argparse.Namespace) -> int:
         else:
             run_stage(job, spark, cfg, args, run_id)
         return 0
-    except ConfigError as exc:
+    except UserError as exc:
         print(f"sparkdup: error: {exc}", file=sys.stderr)
         return 2
 

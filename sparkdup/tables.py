@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 
-from sparkdup.config import ConfigError
+from sparkdup.errors import ConfigError
 from sparkdup.session import delta_available
 
 log = logging.getLogger("sparkdup")

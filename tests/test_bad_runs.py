@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from conftest import OPENCLIPART, real_pngs
-from sparkdup.config import ConfigError, load_config
+from sparkdup.config import load_config
+from sparkdup.errors import ConfigError
 from sparkdup.jobs import run as pipeline
 from sparkdup.tables import read_table
 

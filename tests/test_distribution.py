@@ -173,7 +173,7 @@ def test_published_index_files_outlive_the_neighbors_stage(spark, tmp_path):
 # ---------------------------------------------------------------- graph checkpoints
 def test_distributed_components_checkpoint_into_the_checkpoint_dir(spark, tmp_path):
     from sparkdup.graph import connected_components
-    from sparkdup.jobs.analyze import checkpointing
+    from sparkdup.findings.duplicates import checkpointing
     from sparkdup.session import ensure_checkpoint_dir
 
     where = ensure_checkpoint_dir(spark, load_config(), str(tmp_path))  # set once per session

@@ -12,7 +12,8 @@ from pyspark.sql import functions as F
 
 from conftest import OPENCLIPART, OXYGEN, real_pngs
 from imagefiles import make_bad_folder
-from sparkdup.config import ConfigError, load_config
+from sparkdup.config import load_config
+from sparkdup.errors import ConfigError
 from sparkdup.jobs.ingest import build_images
 from sparkdup.tables import read_table, write_table
 

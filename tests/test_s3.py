@@ -211,7 +211,7 @@ def test_secret_key_appears_nowhere(s3_spark, runs):
 
 def test_a_scheme_without_connector_is_one_clear_error(spark):
     """What a user without the S3A jars meets: a setup error naming the fix, not a JVM trace."""
-    from sparkdup.config import ConfigError
+    from sparkdup.errors import ConfigError
     from sparkdup.tables import path_exists
 
     with pytest.raises(ConfigError, match=r"no filesystem for nosuchfs://bucket/x .*hadoop-aws"):

@@ -89,7 +89,7 @@ def test_join_own_metadata_by_path_and_image_id(sql):
 
 
 def test_database_registration_is_idempotent_and_validated(spark, pipeline_run):
-    from sparkdup.config import ConfigError
+    from sparkdup.errors import ConfigError
     from sparkdup.stage import add_common_arguments, settings_from_args
     from sparkdup.tables import register_tables
     import argparse
