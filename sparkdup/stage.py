@@ -9,42 +9,83 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 import time
 
 from sparkdup import logs
-from sparkdup.config import load_config, with_overrides
+from sparkdup.config import PROFILES, Settings, load_config
 from sparkdup.errors import ConfigError, UserError
-from sparkdup.tables import IDENTIFIER, RESULT_TABLES, new_run_id, register_tables
+from sparkdup.settings_schema import SCHEMA
+from sparkdup.tables import RESULT_TABLES, new_run_id, register_tables
 
 log = logging.getLogger("sparkdup")
 
 
+# Command-line flags that set one setting each: the flag is the setting's last name part.
+FLAG_SETTINGS = {
+    "--format": "output.format",
+    "--database": "output.database",
+    "--layout": "ingest.layout",
+    "--model": "embed.model",
+    "--batch-size": "embed.batch_size",
+    "--backend": "neighbors.backend",
+    "--k": "neighbors.k",
+    "--duplicate-similarity": "analyze.duplicate_similarity",
+}
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, *flags: str) -> None:
+    """Add flags that each set one setting (FLAG_SETTINGS); their help names the setting and
+    what it allows. Values are checked with the other settings, before any work."""
+    for flag in flags:
+        dotted = FLAG_SETTINGS[flag]
+        tp, rule = SCHEMA[dotted]
+        allowed = f"; {rule.describe()}" if rule.describe() and not rule.pattern else ""
+        parser.add_argument(flag, dest=_dest(flag), metavar=dotted.rsplit(".", 1)[1].upper(),
+                            help=f"sets {dotted}{allowed}")
+
+
+def flag_values(args: argparse.Namespace) -> dict:
+    """{dotted setting: value} for every setting flag the user gave (None = not given)."""
+    values = {}
+    for flag, dotted in FLAG_SETTINGS.items():
+        value = getattr(args, _dest(flag), None)
+        if value is None:
+            continue
+        tp = SCHEMA[dotted][0]
+        if isinstance(value, str) and tp in (int, float):
+            try:
+                value = tp(value)
+            except ValueError:
+                raise ConfigError(f"{flag} (setting '{dotted}') must be {'an integer' if tp is int else 'a number'}") \
+                    from None
+        values[dotted] = value
+    return values
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder (any Hadoop URI) holding the result tables")
-    parser.add_argument("--format", choices=["delta", "parquet"], help="table format (default: output.format)")
-    parser.add_argument("--profile", help="settings profile from conf/: local, databricks, emr")
+    add_setting_flags(parser, "--format")
+    parser.add_argument("--profile", help="settings profile from conf/: " + ", ".join(PROFILES))
     parser.add_argument("--conf", action="append", default=[], metavar="FILE", help="YAML settings file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set ingest.flags.blurry_max=20")
     parser.add_argument("--run-id", help="identifier stored with every row (default: generated)")
-    parser.add_argument("--database", help="also register the tables in this catalog database "
-                                           "(schema or catalog.schema; default: output.database)")
+    add_setting_flags(parser, "--database")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only warnings, errors and the final findings (no progress)")
     parser.add_argument("--log-format", choices=logs.FORMATS, default="text",
                         help="text (default) or json: one JSON object per log line, for cluster logs")
 
 
-def settings_from_args(args: argparse.Namespace) -> dict:
-    cfg = load_config(args.profile, args.conf, args.set)
-    cfg = with_overrides(cfg, output={"format": args.format, "database": args.database})
-    database = cfg["output"]["database"]
-    if database is not None and not re.fullmatch(rf"{IDENTIFIER}(\.{IDENTIFIER})?", str(database)):
-        raise ConfigError(f"--database '{database}' is not a valid name: use letters, digits and _ "
-                          "(optionally catalog.schema), not starting with a digit")
-    return cfg
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The checked settings of one command line: defaults, --profile, --conf, --set, flags."""
+    return load_config(getattr(args, "profile", None), getattr(args, "conf", None) or (),
+                       getattr(args, "set", None) or (), flag_values(args))
 
 
 def execute(job, args: argparse.Namespace) -> int:
