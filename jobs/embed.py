@@ -23,6 +23,7 @@ from sparkdup.contents import read_contents
 from sparkdup.models.shipping import ShippedModel, ship_model
 from sparkdup.partitioning import by_image_count
 from sparkdup.progress import track
+from sparkdup.schemas import image_id
 from sparkdup.stage import add_setting_flags
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs.decode import Limits
@@ -73,7 +74,7 @@ def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: 
     # Executors load the model from a file the driver publishes, never from their own cache.
     vectors = embed_files(contents, ship_model(spark, name), emb["batch_size"], emb["resize"], limits)
     return (vectors.where(F.col("embedding").isNotNull())
-            .select(F.xxhash64("path").alias("image_id"), "embedding",
+            .select(image_id().alias("image_id"), "embedding",
                     F.lit(name).alias("model"), F.size("embedding").alias("dim"), F.lit(run_id).alias("run_id")))
 
 

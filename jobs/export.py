@@ -74,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, help="folder (any Hadoop URI) for the curated table and dataset")
 
 
+def tables_elsewhere(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The catalog registers `curated` where this job writes it: under --to."""
+    return {args.to: ["curated"]}
+
+
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     out, fmt = args.output, cfg["output"]["format"]
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["decode"]["arrow_batch_rows"]))

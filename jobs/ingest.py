@@ -24,6 +24,7 @@ from pyspark.sql import types as T
 
 from sparkdup.errors import ConfigError
 from sparkdup.progress import track
+from sparkdup.schemas import image_id
 from sparkdup.stage import add_setting_flags
 from sparkdup.tables import hadoop_fs, path_exists, write_table
 from sparkdup.udfs.decode import Limits
@@ -252,7 +253,7 @@ def assemble_images(listing: DataFrame, described: DataFrame, cfg: dict, run_id:
           .withColumn("status", F.when(unread & zero_bytes, F.lit("empty"))
                       .when(unread & too_big, F.lit("too_large"))
                       .when(unread, F.lit("unreadable")).otherwise(F.col("status")))
-          .withColumn("image_id", F.xxhash64("path"))
+          .withColumn("image_id", image_id())
           .withColumn("flags", quality_flags(ing["flags"]))
           .withColumn("ingested_at", F.current_timestamp())
           .withColumn("run_id", F.lit(run_id)))

@@ -96,15 +96,27 @@ def execute(job, args: argparse.Namespace) -> int:
     try:
         cfg = settings_from_args(args)
         spark = get_spark(cfg)
-        run_id = args.run_id or new_run_id()
-        if getattr(job, "PIPELINE", None):
-            job.run(spark, cfg, args, run_id)  # records each of its stages itself
-        else:
-            run_stage(job, spark, cfg, args, run_id)
+        run_job(job, spark, cfg, args, args.run_id or new_run_id())
         return 0
     except UserError as exc:
         print(f"sparkdup: error: {exc}", file=sys.stderr)
         return 2
+
+
+def run_job(job, spark, cfg: Settings, args: argparse.Namespace, run_id: str) -> dict:
+    """Run a stage (recorded in `runs`) or the pipeline (which records each of its stages)."""
+    if getattr(job, "PIPELINE", None):
+        return job.run(spark, cfg, args, run_id)
+    return run_stage(job, spark, cfg, args, run_id)
+
+
+def table_locations(job, args: argparse.Namespace) -> dict[str, list[str]]:
+    """{folder: [tables]} to register after a stage: the result tables under --output, and
+    whatever the job writes elsewhere (export's `curated` under --to)."""
+    where = {args.output: list(RESULT_TABLES)}
+    for location, names in getattr(job, "tables_elsewhere", lambda a: {})(args).items():
+        where.setdefault(location, []).extend(names)
+    return where
 
 
 def stage_name(job) -> str:
@@ -123,7 +135,8 @@ def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> d
     seconds = time.time() - started
     record_run(spark, args.output, cfg["output"]["format"], run_id, stage, started, seconds, counts, cfg)
     if cfg["output"]["database"]:
-        register_tables(spark, cfg["output"]["database"], args.output, list(RESULT_TABLES), cfg["output"]["format"])
+        for location, names in table_locations(job, args).items():
+            register_tables(spark, cfg["output"]["database"], location, names, cfg["output"]["format"])
     log.info("%s finished in %.1f s (run %s)", stage, seconds, run_id)
     return counts
 

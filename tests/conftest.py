@@ -45,23 +45,18 @@ def pipeline_run(spark, tmp_path_factory):
 
     Shared by the quality tests and the SQL-example tests, so the pipeline runs once.
     """
-    import argparse
-
-    from sparkdup.config import load_config
+    import sparkdup
     from sparkdup.groundtruth.generate import generate
-    from sparkdup.jobs import run as pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
     # 5 classes of 20: enough members per class for neighbour votes to mean something
     truth = generate(str(root / "data"), n_originals=100, seed=1,
                      classes=["fruit", "devices", "road_signs", "playing_cards", "animals"])
     out = str(root / "out")
-    cfg = load_config(overrides=["ingest.layout=split/label", "output.database=sparkdup_test"])
-    args = argparse.Namespace(input=str(root / "data" / "images"), manifest=None, layout="split/label",
-                              output=out, model=None, batch_size=None, backend=None, k=None,
-                              duplicate_similarity=None)
-    counts = pipeline.run(spark, cfg, args, "test-run")
-    return out, truth, counts
+    # Through the notebook API, on the test session: the CLI is a thin layer over it.
+    result = sparkdup.run(str(root / "data" / "images"), out, spark=spark, run_id="test-run",
+                          settings={"ingest.layout": "split/label", "output.database": "sparkdup_test"})
+    return out, truth, result.counts
 
 
 @pytest.fixture(scope="session")
