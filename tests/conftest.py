@@ -48,7 +48,7 @@ def pipeline_run(spark, tmp_path_factory):
     import argparse
 
     from sparkdup.config import load_config
-    from sparkdup.groundtruth.generate import generate
+    from tools.groundtruth.generate import generate
     from sparkdup.jobs import run as pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
