@@ -46,7 +46,7 @@ def pipeline_run(spark, tmp_path_factory):
     Shared by the quality tests and the SQL-example tests, so the pipeline runs once.
     """
     import sparkdup
-    from sparkdup.groundtruth.generate import generate
+    from tools.groundtruth.generate import generate
 
     root = tmp_path_factory.mktemp("pipeline")
     # 5 classes of 20: enough members per class for neighbour votes to mean something

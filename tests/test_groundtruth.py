@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sparkdup.groundtruth.generate import BROKEN_REASONS, COLUMNS, KINDS, generate
-from sparkdup.groundtruth.score import load_tables, main as score_main, normalize_path, score
+from tools.groundtruth.generate import BROKEN_REASONS, COLUMNS, KINDS, generate
+from tools.groundtruth.score import load_tables, main as score_main, normalize_path, score
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/usr/share/openclipart/png") or not os.path.isdir("/usr/share/icons/oxygen/base"),

@@ -1,6 +1,6 @@
 """Generate a messy, labelled image dataset with known ground truth, from real Debian images.
 
-    python -m sparkdup.groundtruth.generate OUT_DIR --originals 40 --seed 0
+    python -m tools.groundtruth.generate OUT_DIR --originals 40 --seed 0
 
 writes ``OUT_DIR/images/<split>/<label>/<file>`` (splits ``train`` and ``val``) and
 ``OUT_DIR/ground_truth.parquet`` with one row per file written:
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageEnhance
 
-log = logging.getLogger("sparkdup.groundtruth")
+log = logging.getLogger("tools.groundtruth")
 
 OPENCLIPART_ROOT = "/usr/share/openclipart/png"
 OXYGEN_ROOT = "/usr/share/icons/oxygen/base"
@@ -846,7 +846,7 @@ def summarize(df: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m sparkdup.groundtruth.generate",
+        prog="python -m tools.groundtruth.generate",
         description="Generate a messy labelled image dataset with ground truth from Debian images.",
     )
     p.add_argument("out_dir")

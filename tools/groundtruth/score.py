@@ -1,8 +1,8 @@
 """Score sparkdup's result tables against a generated ground truth.
 
-    python -m sparkdup.groundtruth.score OUT_DIR RESULTS_DIR [--json FILE]
+    python -m tools.groundtruth.score OUT_DIR RESULTS_DIR [--json FILE]
 
-OUT_DIR holds ``ground_truth.parquet`` (from ``sparkdup.groundtruth.generate``), RESULTS_DIR
+OUT_DIR holds ``ground_truth.parquet`` (from ``tools.groundtruth.generate``), RESULTS_DIR
 the result tables, one folder per table (Delta when the folder has ``_delta_log``, else
 Parquet). Images are matched by ``path`` (``file:/abs/path``, as Spark's binaryFile reports
 it; ``file:///abs/path`` and bare ``/abs/path`` are accepted too).
@@ -372,7 +372,7 @@ def to_markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m sparkdup.groundtruth.score",
+        prog="python -m tools.groundtruth.score",
         description="Score sparkdup result tables against a generated ground truth.",
     )
     p.add_argument("out_dir", help="folder holding ground_truth.parquet")
