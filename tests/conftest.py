@@ -52,9 +52,10 @@ def pipeline_run(spark, tmp_path_factory):
     from sparkdup.jobs import run as pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
-    # 5 classes of 20: enough members per class for neighbour votes to mean something
-    truth = generate(str(root / "data"), n_originals=100, seed=1,
-                     classes=["fruit", "devices", "road_signs", "playing_cards", "animals"])
+    # the generator's default classes for 100 pictures (9 classes of ~12, one of them 10x
+    # smaller; look-alike sets of game sprites, icon themes, flags and rotated signs; sibling
+    # classes for flipped labels), and one anomaly cluster of each type
+    truth = generate(str(root / "data"), n_originals=100, seed=1, anomaly_clusters=4)
     out = str(root / "out")
     cfg = load_config(overrides=["ingest.layout=split/label", "output.database=sparkdup_test"])
     args = argparse.Namespace(input=str(root / "data" / "images"), manifest=None, layout="split/label",
