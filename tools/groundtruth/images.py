@@ -111,14 +111,15 @@ class SignatureIndex:
 
     def __init__(self) -> None:
         self.fine = _Bank(SIG_SIZE * SIG_SIZE)
-        self.owner: list[str] = []  # look-alike set of each fine entry ('' for regular originals)
+        self.owner = np.zeros(64, np.int32)  # look-alike set code of each fine entry (0: regular)
+        self.codes: dict[str, int] = {"": 0}
         self.coarse: dict[str, _Bank] = {}
 
     def too_close(self, sig: tuple[np.ndarray, np.ndarray], label: str, set_id: str = "") -> bool:
         fine, coarse = sig
         keep = None
         if set_id:
-            keep = np.fromiter((o != set_id for o in self.owner), bool, len(self.owner))
+            keep = self.owner[: self.fine.n] != self.codes.get(set_id, -1)
         if self.fine.close(_dihedral(fine, flips_only=True), RMS_SAME, CORR_SAME, keep):
             return True
         if set_id:
@@ -127,8 +128,10 @@ class SignatureIndex:
         return bank is not None and bank.close(_dihedral(coarse), RMS_SAME_COARSE, CORR_SAME_COARSE)
 
     def add(self, sig: tuple[np.ndarray, np.ndarray], label: str, set_id: str = "") -> None:
+        if self.fine.n == len(self.owner):
+            self.owner = np.concatenate([self.owner, np.zeros_like(self.owner)])
+        self.owner[self.fine.n] = self.codes.setdefault(set_id, len(self.codes))
         self.fine.add(sig[0])
-        self.owner.append(set_id)
         if not set_id:
             self.coarse.setdefault(label, _Bank(SIG_COARSE * SIG_COARSE)).add(sig[1])
 

@@ -152,7 +152,26 @@ EXTRA_CLASSES: tuple[ClassSource, ...] = (
     ClassSource("science", openclipart=("science",), family="shapes", why="lab glassware, atoms, diagrams"),
     ClassSource("geography", openclipart=("geography",), family="places", why="maps, globes, landscapes"),
     ClassSource("decorations", openclipart=("decorations",), family="shapes", why="ornaments, borders, frames"),
+    ClassSource("recreation", openclipart=("recreation",), exclude=r"cards", family="recreation",
+                why="sports, games and toys (playing cards are their own class)"),
+    ClassSource("education", openclipart=("education", "containers", "buttons", "logos"), family="tools",
+                why="school things, containers, buttons and logos"),
+    ClassSource("special", openclipart=("special",), family="shapes", why="seasonal and special clip art"),
+    ClassSource("symbols", openclipart=("signs_and_symbols",), exclude=r"flags|map_symbols", family="signs",
+                rotatable=True, why="signs and symbols other than flags"),
+    ClassSource("shapes", openclipart=("shapes",), exclude=r"arrows", family="shapes",
+                why="geometric shapes, borders and patterns (arrows are their own class)"),
+    ClassSource("computer", openclipart=("computer",), exclude=r"icons/(flat|lemon)-theme", family="clipart_icons",
+                why="computer hardware, network diagrams and toolbar buttons"),
+    ClassSource("unsorted", openclipart=("unsorted",), family="shapes", why="openclipart's unsorted drawings"),
     ClassSource("smilies", openclipart=("people/smilies",), family="living", lookalike=True, why="round smiley faces drawn on one template (look-alikes)"),
+)
+
+# The other oxygen contexts: icons of one theme, look-alikes like the SVG themes' contexts.
+OXYGEN_CLASSES: tuple[ClassSource, ...] = tuple(
+    ClassSource(f"oxygen_{ctx}", oxygen=(ctx,), lookalike=True, family="oxygen", rotatable=ctx == "actions",
+                why=f"oxygen icons of context {ctx}, at several sizes (look-alikes)")
+    for ctx in ("actions", "categories", "places", "status", "emotes")
 )
 
 # Look-alike classes from icon themes: one class per (theme, context). Different icons of
@@ -216,7 +235,7 @@ GAME_CLASSES: tuple[ClassSource, ...] = _supertux_classes() + (
                 family="pingus", upscale_to=96, why="level entrances and exits in one drawing style"),
 )
 
-CLASSES: tuple[ClassSource, ...] = CORE_CLASSES + EXTRA_CLASSES + THEME_CLASSES + GAME_CLASSES
+CLASSES: tuple[ClassSource, ...] = CORE_CLASSES + EXTRA_CLASSES + OXYGEN_CLASSES + THEME_CLASSES + GAME_CLASSES
 CLASS_BY_LABEL = {c.label: c for c in CLASSES}
 
 
