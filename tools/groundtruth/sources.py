@@ -55,6 +55,7 @@ class ClassSource:
     theme: tuple[str, str] | None = None  # (papirus | breeze | tango, icon context)
     files: tuple[str, ...] = ()  # globs of raster files (game sprites)
     sheets: bool = False  # files are vertical strips of square frames: each frame is a picture
+    strips_only: bool = False  # ... and files that are not strips (grids, single frames) are left out
     include: str | None = None  # regex a file name must match
     exclude: str | None = None  # regex (searched in the path below the folder) that drops a file
     # file name -> "the same picture" key: only the first candidate (in seeded order) of
@@ -218,7 +219,7 @@ GAME_CLASSES: tuple[ClassSource, ...] = _supertux_classes() + (
     ClassSource("hedgewars_graves", files=(f"{HW}/Graves/*.png",), sheets=True, lookalike=True,
                 family="hedgewars", upscale_to=128,
                 why="gravestone sprites: the frames of each animated grave, and single graves"),
-    ClassSource("hedgewars_hedgehog", files=(f"{HW}/Hedgehog/*.png",), sheets=True, lookalike=True,
+    ClassSource("hedgewars_hedgehog", files=(f"{HW}/Hedgehog/*.png",), sheets=True, strips_only=True, lookalike=True,
                 family="hedgewars", upscale_to=128,
                 why="animation frames of the hedgehog character (each sheet sliced into frames)"),
     ClassSource("freeciv_flags", files=(f"{FC}/flags/*-large.png",), exclude=r"-shield", lookalike=True,
@@ -365,6 +366,8 @@ def _list_files(src: ClassSource) -> list[Candidate]:
         except Exception:  # noqa: BLE001 - unreadable sheet: not used
             continue
         n = h // w if w and h % w == 0 else 1
+        if src.strips_only and n < 2:
+            continue
         stem = os.path.splitext(name)[0]
         set_id = f"{src.label}/{stem}" if n > 1 else src.label
         for i in range(n):
