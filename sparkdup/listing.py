@@ -194,12 +194,14 @@ def list_local(source: str, extensions: frozenset[str] | None, include_hidden: b
 
 
 def _listed_paths(spark, statuses) -> list[str]:
-    """Path.toString() of every FileStatus of a java List, in three py4j calls whatever
-    the count (NUL-separated: no path holds NUL)."""
+    """Path.toString() of every FileStatus of a java List, in a few py4j calls whatever the
+    count (py4j passes a Path[] only where exactly Path[] or a Scala generic array is taken;
+    joined with NUL, which no path holds)."""
     jvm = spark._jvm  # noqa: SLF001
-    typed = statuses.toArray(spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.FileStatus, 0))  # noqa: SLF001
-    paths = jvm.java.util.Arrays.asList(jvm.org.apache.hadoop.fs.FileUtil.stat2Paths(typed))
-    joined = jvm.org.apache.hadoop.util.StringUtils.join("\0", paths)
+    objects = statuses.toArray()
+    typed = jvm.java.util.Arrays.copyOf(objects, len(objects), jvm.java.lang.Class.forName("[Lorg.apache.hadoop.fs.FileStatus;"))
+    paths = jvm.org.apache.hadoop.fs.FileUtil.stat2Paths(typed)
+    joined = jvm.scala.collection.immutable.ArraySeq.unsafeWrapArray(paths).mkString("\0")
     return joined.split("\0") if joined else []
 
 
