@@ -20,6 +20,7 @@ import re
 import stat
 import sys
 import time
+from datetime import datetime, timezone
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -138,6 +139,34 @@ def scan_folders(spark: SparkSession, paths: DataFrame) -> DataFrame:
         return spark.createDataFrame([], "path string, length long, modificationTime timestamp, content binary")
     return (spark.read.format("binaryFile").option("ignoreMissingFiles", "true").option("ignoreCorruptFiles", "true")
             .load([_escape_glob(d) for d in existing]))
+
+
+def read_skipped_names(spark: SparkSession, remote: DataFrame, max_file_bytes: int, limit: int = 10_000) -> DataFrame:
+    """binaryFile-shaped rows for remote files whose names start with `_` or `.`, which
+    Spark's reader never returns: read on the driver through the Hadoop FileSystem (they
+    are few in most datasets; at most `limit`, logged when hit, the rest stay unreadable
+    with the reason)."""
+    rows = (remote.where(F.regexp_extract("path", r"/([^/]*)$", 1).rlike(r"^[_.]"))
+            .select("path").limit(limit + 1).collect())
+    if len(rows) > limit:
+        log.warning("more than %d remote files named with a leading '_' or '.'; the rest are not read", limit)
+    jvm = spark._jvm  # noqa: SLF001
+    read = []
+    for row in rows[:limit]:
+        hpath = jvm.org.apache.hadoop.fs.Path(row.path)  # the listing's own Path.toString()
+        fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001
+        if not fs.exists(hpath):
+            continue
+        st = fs.getFileStatus(hpath)
+        if st.getLen() > max_file_bytes:
+            continue  # too_large from its size alone
+        stream = fs.open(hpath)
+        try:
+            data = bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        finally:
+            stream.close()
+        read.append((row.path, datetime.fromtimestamp(st.getModificationTime() / 1000, timezone.utc), len(data), data))
+    return spark.createDataFrame(read, "path string, modificationTime timestamp, length long, content binary")
 
 
 def stat_unsized(spark: SparkSession, listing: DataFrame, limit: int = 100_000) -> DataFrame:
@@ -282,7 +311,7 @@ def assemble_images(listing: DataFrame, described: DataFrame, cfg: dict, run_id:
                       .when(unread & too_big, F.concat(F.lit("file is "), F.col("size_bytes").cast("string"),
                                                        F.lit(f" bytes, over max_file_bytes={ing['max_file_bytes']}")))
                       .when(unread & skipped_name, F.lit("not read: Spark's file reader skips names starting with "
-                                                         "'_' or '.' on this filesystem (rename, or ingest a local copy)"))
+                                                         "'_' or '.' and the driver reads at most 10,000 of them"))
                       .when(unread, F.lit("file could not be read (I/O error, not a file, or removed while running)"))
                       .otherwise(F.col("error")))
           .withColumn("status", F.when(known, F.col("list_status"))
@@ -328,6 +357,7 @@ def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str
     if manifest and not remote.limit(1).count() or source and is_local(source):
         return listing, None, found, typed
     contents = scan_folders(spark, remote.select("path"))
+    contents = contents.unionByName(read_skipped_names(spark, remote, ing["max_file_bytes"]))
     listing = with_remote_sizes(spark, listing, contents)
     return listing, contents.join(remote.select("path"), "path", "left_semi"), found, typed
 

@@ -146,3 +146,38 @@ def test_concurrent_run_on_one_output_is_one_line(tmp_path):
                       f"{errors[0].split('started ', 1)[1].split(')')[0]}) is writing to --output "
                       f"{tmp_path / 'out'}: wait for it to finish, or use another --output"]
     assert not (tmp_path / "out" / "images").exists()
+
+
+def test_s3a_folder_every_object_one_row(spark, tmp_path):
+    """On object storage too: `_` names read (by the driver: Spark's reader skips them),
+    dot-names counted, brackets literal, an empty object `empty`. Local S3 server (moto)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from test_s3 import ACCESS_KEY, BUCKET, SECRET_KEY, _s3a_settings
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        client.create_bucket(Bucket=BUCKET)
+        body = open(real_pngs(OPENCLIPART, 1, seed=16)[0], "rb").read()
+        keys = ["in[1]/_DSC0001.png", "in[1]/a b.png", "in[1]/_incoming/c.png", "in[1]/x{y}.png", "in[1]/empty.png"]
+        for key in keys:
+            client.put_object(Bucket=BUCKET, Key=key, Body=b"" if "empty" in key else body)
+        for key in ["in[1]/.hidden.png", "in[1]/notes.txt", "in1/sibling.png"]:
+            client.put_object(Bucket=BUCKET, Key=key, Body=body)
+        conf = spark._jsc.hadoopConfiguration()  # noqa: SLF001
+        for k, v in _s3a_settings(endpoint).items():
+            conf.set(k, v)
+        df = build_images(spark, load_config(), f"s3a://{BUCKET}/in[1]", None, "s3").toPandas().set_index("path")
+    finally:
+        server.stop()
+    assert sorted(df.index) == sorted(f"s3a://{BUCKET}/{k}" for k in keys)
+    assert df.loc[f"s3a://{BUCKET}/in[1]/empty.png", "status"] == "empty"
+    ok = df.drop(f"s3a://{BUCKET}/in[1]/empty.png")
+    assert (ok["status"] == "ok").all(), ok[["status", "error"]]
+    assert ok["content_hash"].nunique() == 1 and ok["size_bytes"].eq(len(body)).all()
