@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -21,14 +22,18 @@ from common import PeakRSS, copy_real_images, machine, update_benchmarks_md  # n
 
 
 def _many_files(folder: str, n: int) -> str:
-    """n hard links of one real PNG, 1,000 per folder (real names, no disk used per file)."""
+    """n hard links of one real PNG (a fresh copy per 50,000: filesystems cap links per
+    file), 1,000 per folder: real names, almost no disk used per file."""
     src = copy_real_images(os.path.join(folder, "src"), 1)
-    one = os.path.join(src, sorted(os.listdir(src))[0])
+    first = os.path.join(src, sorted(os.listdir(src))[0])
     root = os.path.join(folder, "files")
     for i in range(n):
         sub = os.path.join(root, f"d{i // 1000:04d}")
         if i % 1000 == 0:
             os.makedirs(sub)
+        if i % 50_000 == 0:
+            one = os.path.join(folder, "src", f"copy_{i}.png")
+            shutil.copy(first, one)
         os.link(one, os.path.join(sub, f"img_{i:07d}.png"))
     return root
 

@@ -20,6 +20,7 @@ import re
 import stat
 import sys
 import time
+from typing import NamedTuple
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -90,8 +91,7 @@ LISTING_SCHEMA = T.StructType([
 
 
 def listing_frame(spark: SparkSession, rows: pd.DataFrame, extra: list[str] = ()) -> DataFrame:
-    """A driver-side listing as a DataFrame (through Arrow: 100,000 rows in well under a
-    second), spread over partitions_for(rows) partitions for the per-image work."""
+    """A driver-side listing as a DataFrame, through Arrow (100,000 rows in about a second)."""
     import pyarrow as pa
 
     schema = T.StructType(LISTING_SCHEMA.fields + [T.StructField(c, T.StringType()) for c in extra])
@@ -104,9 +104,7 @@ def listing_frame(spark: SparkSession, rows: pd.DataFrame, extra: list[str] = ()
         arrays[f.name] = pa.array(values, type=kind)
     table = pa.table(arrays) if len(rows) else pa.table({f.name: pa.array([], type=arrays[f.name].type)
                                                          for f in schema.fields})
-    df = spark.createDataFrame(table, schema=schema)
-    n = partitions_for(len(rows), INGEST_FILES_PER_PARTITION, spark.sparkContext.defaultParallelism)
-    return (df.repartition(n)
+    return (spark.createDataFrame(table, schema=schema)
             .withColumn("modified_at", F.timestamp_seconds("mtime")).drop("mtime")
             .withColumn("image_id", F.when(F.col("id_salt").isNull(), F.xxhash64("path"))
                         .otherwise(F.xxhash64("path", "id_salt"))))
@@ -219,13 +217,13 @@ def stat_local(rows: pd.DataFrame) -> pd.DataFrame:
                        list_status=statuses, list_error=errors)
 
 
-def manifest_listing(spark: SparkSession, manifest: str, ing: dict) -> tuple[DataFrame, DataFrame | None]:
-    """(listing, typed_columns): one listing row per manifest row; the user columns of a
+def manifest_listing(spark: SparkSession, manifest: str, ing: dict) -> tuple[DataFrame, DataFrame | None, int]:
+    """(listing, typed_columns, rows): one listing row per manifest row; the user columns of a
     CSV manifest ride along as strings, those of a Parquet/Delta one come back typed,
     keyed by `manifest_line`."""
     rows, typed = read_manifest_rows(spark, manifest, ing, IMAGE_COLUMNS)
     extra = [c for c in rows.columns if c not in LISTING_SCHEMA.names and c != "local"]
-    return listing_frame(spark, stat_local(rows), extra), typed
+    return listing_frame(spark, stat_local(rows), extra), typed, len(rows)
 
 
 # ---------------------------------------------------------------- transform
@@ -337,9 +335,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="derive label/split from folders (default: ingest.layout)")
 
 
+class Inputs(NamedTuple):
+    """What ingest reads: one listing row per output row (`n` of them, known on the driver),
+    the binaryFile rows of remote files (None when all are local), the folder Listing with
+    its counts (None for a manifest), a Parquet/Delta manifest's typed columns (or None)."""
+    listing: DataFrame
+    contents: DataFrame | None
+    found: Listing | None
+    typed: DataFrame | None
+    n: int
+
+
+def spread(df: DataFrame, n_rows: int) -> DataFrame:
+    """The per-image work in ceil(n / INGEST_FILES_PER_PARTITION) partitions (at least one per
+    core): a shuffle of paths only, inside the stage that reads the images."""
+    n = partitions_for(n_rows, INGEST_FILES_PER_PARTITION, df.sparkSession.sparkContext.defaultParallelism)
+    return df.repartition(n)
+
+
 def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None,
-               glob: bool = False) -> tuple[DataFrame, DataFrame | None, Listing | None, DataFrame | None]:
-    """(listing, remote contents or None, folder Listing (counts) or None, typed manifest columns or None)."""
+               glob: bool = False) -> Inputs:
     ing = cfg["ingest"]
     if bool(source) == bool(manifest):
         raise InputError("give either an INPUT folder/glob or --manifest FILE (exactly one)")
@@ -347,38 +362,37 @@ def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str
         if is_local(manifest) and not os.path.exists(local_path(manifest)) or \
                 not is_local(manifest) and not path_exists(spark, manifest):
             raise InputError(f"manifest not found: {manifest}")
-        listing, typed = manifest_listing(spark, manifest, ing)
+        listing, typed, n = manifest_listing(spark, manifest, ing)
         found = None
     else:
         wanted = wanted_extensions(ing["extensions"], bool(ing.get("all_pillow_formats")))
         found = list_files(spark, source, wanted, bool(ing.get("include_hidden")), glob)
-        listing, typed = entries_frame(spark, found.entries), None
+        listing, typed, n = entries_frame(spark, found.entries), None, len(found.entries)
     remote = listing.where(F.col("local").isNull() & F.col("list_status").isNull())
     if manifest and not remote.limit(1).count() or source and is_local(source):
-        return listing, None, found, typed
+        return Inputs(listing, None, found, typed, n)
     contents = scan_folders(spark, remote.select("path"))
     contents = contents.unionByName(read_skipped_names(spark, remote, ing["max_file_bytes"]))
     listing = with_remote_sizes(spark, listing, contents)
-    return listing, contents.join(remote.select("path"), "path", "left_semi"), found, typed
+    return Inputs(listing, contents.join(remote.select("path"), "path", "left_semi"), found, typed, n)
 
 
-def images_from(listing: DataFrame, contents: DataFrame | None, cfg: dict, run_id: str,
-                typed: DataFrame | None = None) -> DataFrame:
+def images_from(inputs: Inputs, cfg: dict, run_id: str) -> DataFrame:
     ing = cfg["ingest"]
     limits = Limits(ing["max_file_bytes"], ing["max_pixels"], ing["stats_max_side"])
-    described = describe_local(listing, limits)
-    if contents is not None:
-        remote = describe_contents(contents, limits).withColumn("image_id", F.xxhash64("path")).drop("path")
+    listing = inputs.listing
+    described = describe_local(spread(listing, inputs.n), limits)
+    if inputs.contents is not None:
+        remote = describe_contents(inputs.contents, limits).withColumn("image_id", F.xxhash64("path")).drop("path")
         described = described.unionByName(remote)
-    if typed is not None:
-        listing = listing.join(typed, "manifest_line", "left")
+    if inputs.typed is not None:
+        listing = listing.join(inputs.typed, "manifest_line", "left")
     return assemble_images(listing, described, cfg, run_id)
 
 
 def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str,
                  glob: bool = False) -> DataFrame:
-    listing, contents, _, typed = list_input(spark, cfg, source, manifest, glob)
-    return images_from(listing, contents, cfg, run_id, typed)
+    return images_from(list_input(spark, cfg, source, manifest, glob), cfg, run_id)
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
@@ -389,11 +403,11 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     for p in provenance(spark, args.output):
         log.info("previous %s: run %s (%s stage, started %s)", p["table"], p["run_id"], p["stage"], p["started_at"])
     started = time.time()
-    listing, contents, found, typed = list_input(spark, cfg, args.input, args.manifest, glob)
-    n_files = listing.count()
+    inputs = list_input(spark, cfg, args.input, args.manifest, glob)
+    n_files, found = inputs.n, inputs.found
     seconds = time.time() - started
     log.info("listed %s files in %.1f s (%.0f files/s)", f"{n_files:,}", seconds, n_files / max(seconds, 1e-9))
-    images = images_from(listing, contents, cfg, run_id, typed)
+    images = images_from(inputs, cfg, run_id)
     try:
         with track(spark, "reading images", n_files):
             path = write_table(images, args.output, "images", cfg["output"]["format"])

@@ -181,3 +181,14 @@ def test_s3a_folder_every_object_one_row(spark, tmp_path):
     ok = df.drop(f"s3a://{BUCKET}/in[1]/empty.png")
     assert (ok["status"] == "ok").all(), ok[["status", "error"]]
     assert ok["content_hash"].nunique() == 1 and ok["size_bytes"].eq(len(body)).all()
+
+
+def test_glob_only_when_asked(spark, tmp_path):
+    (tmp_path / "a1").mkdir()
+    shutil.copy(real_pngs(OPENCLIPART, 1, seed=17)[0], tmp_path / "a1" / "x.png")
+    with pytest.raises(InputError, match=r"the glob .*a\[2-9\] matches nothing"):
+        build_images(spark, load_config(), str(tmp_path / "a[2-9]"), None, "g", glob=True)
+    with pytest.raises(InputError, match=r"input not found: .*a\[0-9\]"):
+        build_images(spark, load_config(), str(tmp_path / "a[0-9]"), None, "g")  # literal: no such folder
+    df = build_images(spark, load_config(), str(tmp_path / "a[0-9]"), None, "g", glob=True).toPandas()
+    assert df["path"].tolist() == ["file:" + str(tmp_path / "a1" / "x.png")] and df["status"].tolist() == ["ok"]
