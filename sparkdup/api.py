@@ -66,11 +66,14 @@ def _call(stage: str, output: str, spark: SparkSession | None, cfg: Settings, ru
     from sparkdup.session import get_spark
     from sparkdup.stage import run_job
 
+    job = importlib.import_module(f"sparkdup.jobs.{stage}")
     args = argparse.Namespace(output=output, log_format="text", **job_args)
+    if hasattr(job, "before_work"):
+        job.before_work(cfg, args)
     if spark is None:
         spark = get_spark(cfg)
     run_id = run_id or new_run_id()
-    counts = run_job(importlib.import_module(f"sparkdup.jobs.{stage}"), spark, cfg, args, run_id)
+    counts = run_job(job, spark, cfg, args, run_id)
     return Result(output, run_id, counts, spark)
 
 

@@ -124,7 +124,12 @@ class FlagSettings(Section):
 
 @dataclass(frozen=True)
 class IngestSettings(Section):
-    extensions: tuple[str, ...] = rule(pattern=None)
+    extensions: tuple[str, ...] = rule()
+    all_pillow_formats: bool = rule()
+    include_hidden: bool = rule()
+    glob: bool = rule()
+    manifest_separator: str = rule(pattern=r"(?s).")
+    manifest_encoding: str = rule(pattern=r"[A-Za-z0-9_.:-]+")
     layout: str = rule(choices=("none", "label", "split/label"))
     stats_max_side: int = rule(ge=16)
     flags: FlagSettings = rule()

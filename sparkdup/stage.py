@@ -31,6 +31,7 @@ FLAG_SETTINGS = {
     "--backend": "neighbors.backend",
     "--k": "neighbors.k",
     "--duplicate-similarity": "analyze.duplicate_similarity",
+    "--glob": "ingest.glob",
 }
 
 
@@ -44,6 +45,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, *flags: str) -> None:
     for flag in flags:
         dotted = FLAG_SETTINGS[flag]
         tp, rule = SCHEMA[dotted]
+        if tp is bool:  # a switch: present = true
+            parser.add_argument(flag, dest=_dest(flag), action="store_const", const=True, help=f"sets {dotted} to true")
+            continue
         allowed = f"; {rule.describe()}" if rule.describe() and not rule.pattern else ""
         parser.add_argument(flag, dest=_dest(flag), metavar=dotted.rsplit(".", 1)[1].upper(),
                             help=f"sets {dotted}{allowed}")
@@ -95,6 +99,8 @@ def execute(job, args: argparse.Namespace) -> int:
     logs.setup_logging(quiet=getattr(args, "quiet", False), fmt=getattr(args, "log_format", "text"))
     try:
         cfg = settings_from_args(args)
+        if hasattr(job, "before_work"):  # input/output mistakes: one line before Spark starts
+            job.before_work(cfg, args)
         spark = get_spark(cfg)
         run_job(job, spark, cfg, args, args.run_id or new_run_id())
         return 0
@@ -104,10 +110,17 @@ def execute(job, args: argparse.Namespace) -> int:
 
 
 def run_job(job, spark, cfg: Settings, args: argparse.Namespace, run_id: str) -> dict:
-    """Run a stage (recorded in `runs`) or the pipeline (which records each of its stages)."""
-    if getattr(job, "PIPELINE", None):
-        return job.run(spark, cfg, args, run_id)
-    return run_stage(job, spark, cfg, args, run_id)
+    """Run a stage (recorded in `runs`) or the pipeline (which records each of its stages).
+    The output's lock (taken by ingest's preflight) is given back when it ends, so a
+    notebook that keeps its process can hand the output to another run."""
+    from sparkdup.preflight import release_output
+
+    try:
+        if getattr(job, "PIPELINE", None):
+            return job.run(spark, cfg, args, run_id)
+        return run_stage(job, spark, cfg, args, run_id)
+    finally:
+        release_output(args.output)
 
 
 def table_locations(job, args: argparse.Namespace) -> dict[str, list[str]]:
