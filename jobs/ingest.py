@@ -37,7 +37,7 @@ from sparkdup.partitioning import partitions_for
 from sparkdup.preflight import concurrent_write_error, preflight
 from sparkdup.progress import track
 from sparkdup.runs import listing_warnings, provenance
-from sparkdup.schemas import image_id
+from sparkdup.schemas import TABLES, image_id
 from sparkdup.stage import add_setting_flags
 from sparkdup.tables import path_exists, write_table
 from sparkdup.udfs.decode import Limits
@@ -64,12 +64,7 @@ DESCRIBE_SCHEMA = T.StructType([
 ])
 
 # The public column order of `images` (manifest pass-through columns follow).
-IMAGE_COLUMNS = [
-    "image_id", "path", "label", "split", "size_bytes", "modified_at", "content_hash",
-    "format", "width", "height", "mode", "frames", "status", "error",
-    "brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99",
-    "signature", "flags", "ingested_at", "run_id", "manifest_line",
-]
+IMAGE_COLUMNS = TABLES["images"].names
 # Listing columns that never reach the table.
 INTERNAL_COLUMNS = ("local", "listed", "list_status", "list_error", "id_salt")
 # Files per partition of the per-image work (decode and statistics): about what Spark's

@@ -78,6 +78,7 @@ signature binary: 32x32 8-bit luminance thumbnail
 flags array<string>: quality flags
 ingested_at timestamp: when this row was computed
 run_id string: the run that wrote the row
+manifest_line bigint: the manifest line (or row position) of a manifest input
 """, extra_columns_allowed=True),
     _spec("embeddings", "one row per ok image", """
 image_id bigint: the image
