@@ -116,7 +116,7 @@ def read_table(spark: SparkSession, output: str, name: str) -> DataFrame:
 
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-RESULT_TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs",
+RESULT_TABLES = ("images", "embeddings", "neighbors", "duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_issues", "runs",
                  "curated")
 
 
