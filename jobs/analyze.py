@@ -1,9 +1,10 @@
 """analyze: duplicate groups, outliers, leaks and label issues from the neighbour graph.
 
-Extract: `images`, `embeddings`, `neighbors`. Transform: connected components over the
-duplicate edges (GraphFrames when its jar is loaded, else sparkdup.graph's own
-implementations), degree statistics and neighbour similarities for outliers,
-cross-split pairs for leaks, similarity-weighted label votes. Load: `duplicate_groups`,
+Extract: `images`, `embeddings`, `neighbors`. Transform: candidate neighbour pairs
+verified on executors (aligned thumbnails), connected components over the verified links
+(GraphFrames when its jar is loaded, else sparkdup.graph's own implementations) split into
+stars around each representative, degree statistics and neighbour similarities for outliers,
+cross-split pairs for leaks, similarity-weighted label votes. Load: `duplicate_pairs`, `duplicate_groups`,
 `outliers`, `leaks`, `label_issues`.
 
 Every transform is a function of DataFrames and settings in sparkdup.findings (one module per
