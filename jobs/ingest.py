@@ -24,6 +24,8 @@ from pyspark.sql import types as T
 
 from sparkdup.errors import ConfigError
 from sparkdup.progress import track
+from sparkdup.schemas import image_id
+from sparkdup.stage import add_setting_flags
 from sparkdup.tables import hadoop_fs, path_exists, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.ingest import describe_batch
@@ -240,18 +242,18 @@ def assemble_images(listing: DataFrame, described: DataFrame, cfg: dict, run_id:
     unread = F.col("status").isNull()
     not_found = F.col("listed").isNull()
     zero_bytes = F.col("listed") & (F.col("size_bytes") == 0)
-    too_big = F.col("size_bytes") > ing["max_file_bytes"]
+    too_big = F.col("size_bytes") > cfg["decode"]["max_file_bytes"]
     df = (df
           .withColumn("error", F.when(unread & not_found, F.lit("file not found"))
                       .when(unread & zero_bytes, F.lit("file is empty (0 bytes)"))
                       .when(unread & too_big, F.concat(F.lit("file is "), F.col("size_bytes").cast("string"),
-                                                       F.lit(f" bytes, over max_file_bytes={ing['max_file_bytes']}")))
+                                                       F.lit(f" bytes, over decode.max_file_bytes={cfg['decode']['max_file_bytes']}")))
                       .when(unread, F.lit("file could not be read (I/O error, not a file, or removed while running)"))
                       .otherwise(F.col("error")))
           .withColumn("status", F.when(unread & zero_bytes, F.lit("empty"))
                       .when(unread & too_big, F.lit("too_large"))
                       .when(unread, F.lit("unreadable")).otherwise(F.col("status")))
-          .withColumn("image_id", F.xxhash64("path"))
+          .withColumn("image_id", image_id())
           .withColumn("flags", quality_flags(ing["flags"]))
           .withColumn("ingested_at", F.current_timestamp())
           .withColumn("run_id", F.lit(run_id)))
@@ -264,8 +266,7 @@ def assemble_images(listing: DataFrame, described: DataFrame, cfg: dict, run_id:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="?", help="folder or glob of images (any Hadoop URI)")
     parser.add_argument("--manifest", help="CSV, Parquet or Delta table with a path column")
-    parser.add_argument("--layout", choices=["none", "label", "split/label"],
-                        help="derive label/split from folders (default: ingest.layout)")
+    add_setting_flags(parser, "--layout")
 
 
 def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None) -> tuple[DataFrame, DataFrame]:
@@ -281,7 +282,7 @@ def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str
 
 def images_from(listing: DataFrame, contents: DataFrame, cfg: dict, run_id: str) -> DataFrame:
     ing = cfg["ingest"]
-    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], ing["stats_max_side"])
+    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], ing["stats_max_side"])
     return assemble_images(listing, describe_contents(contents, limits), cfg, run_id)
 
 
@@ -291,8 +292,6 @@ def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: s
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
-    if args.layout:
-        cfg["ingest"]["layout"] = args.layout
     started = time.time()
     listing, contents = list_input(spark, cfg, args.input, args.manifest)
     n_files = listing.count()

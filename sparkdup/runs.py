@@ -9,6 +9,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from sparkdup import __version__
+from sparkdup.config import Settings
+from sparkdup.schemas import conform
 from sparkdup.tables import table_path
 
 RUNS_SCHEMA = T.StructType([
@@ -24,11 +26,11 @@ RUNS_SCHEMA = T.StructType([
 
 
 def record_run(spark: SparkSession, output: str, fmt: str, run_id: str, stage: str, started: float,
-               seconds: float, counts: dict | None, cfg: dict) -> None:
+               seconds: float, counts: dict | None, cfg: Settings) -> None:
     row = (run_id, stage, datetime.fromtimestamp(started, timezone.utc).replace(tzinfo=None), round(seconds, 3),
-           {k: int(v) for k, v in (counts or {}).items()}, json.dumps(cfg, sort_keys=True), __version__,
+           {k: int(v) for k, v in (counts or {}).items()}, json.dumps(cfg.to_dict(), sort_keys=True), __version__,
            spark.version)
-    df = spark.createDataFrame([row], RUNS_SCHEMA)
+    df = conform(spark.createDataFrame([row], RUNS_SCHEMA), "runs")
     path = table_path(output, "runs")
     if fmt == "delta":
         df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
