@@ -19,7 +19,7 @@ from sparkdup.tables import table_path
 log = logging.getLogger("sparkdup")
 
 PIPELINE = ("ingest", "embed", "neighbors", "analyze", "report")
-TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs")
+TABLES = ("images", "embeddings", "neighbors", "duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_issues", "runs")
 
 
 def _stage(name: str):

@@ -74,7 +74,7 @@ entropy double: luminance entropy, bits
 is_grayscale boolean: channels nearly equal everywhere
 luma_p01 double: 1st percentile of luminance
 luma_p99 double: 99th percentile of luminance
-signature binary: 32x32 8-bit luminance thumbnail
+signature binary: 64x64 8-bit RGB thumbnail, the pixels duplicate verification aligns
 flags array<string>: quality flags
 ingested_at timestamp: when this row was computed
 run_id string: the run that wrote the row
@@ -95,6 +95,21 @@ similarity double: cosine similarity
 source string: ann, exact or hash
 run_id string: the run that wrote the row
 """),
+    _spec("duplicate_pairs", "one row per verified candidate pair", """
+image_id_a bigint: one side
+path_a string: one side
+image_id_b bigint: the other side
+path_b string: the other side
+hash_match boolean: same bytes
+similarity double: embedding cosine (1.0 when hash_match)
+verify_status string: ok, hash or no_signature
+align_coarse double: best 16x16 aligned thumbnail correlation
+align_fine double: 32x32 correlation of the best aligned windows
+align_changed double: share of aligned pixels still differing locally
+is_duplicate boolean: the duplicate rule's decision
+reason string: hash, verified, pixels_differ, local_change or no_signature
+run_id string: the run that wrote the row
+"""),
     _spec("duplicate_groups", "one row per member of each group", """
 group_id bigint: the group
 image_id bigint: the member
@@ -103,7 +118,10 @@ group_size int: members in the group
 kind string: exact or near
 representative_id bigint: the member to keep
 is_representative boolean: this member is the one to keep
+evidence string: representative, hash or verified
 similarity_to_representative double: cosine to the representative
+align_fine_to_representative double: align_fine of the verified pair with the representative
+align_changed_to_representative double: align_changed of that pair
 content_hash string: from images
 label string: from images
 split string: from images

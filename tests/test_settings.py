@@ -46,7 +46,7 @@ def test_sections_are_frozen_and_read_both_ways():
     ("ingest.extensions=png", ConfigError, "'ingest.extensions' (--set) must be a list"),
     ("neighbors.k=[1", ConfigError, "not valid YAML"),
     ("export.drop_flags=[dark, sparkly]", ConfigError, "items from dark, bright"),
-    ("analyze.verify_min_similarity=0.95", ConfigError, "must be <= 'analyze.duplicate_similarity'"),
+    ("analyze.verify_max_changed=2", ConfigError, "'analyze.verify_max_changed' (--set) must be >= 0 and <= 1"),
     ("neighbors=3", ConfigError, "is a section"),
 ])
 def test_bad_values_are_refused_at_load_naming_the_setting(override, error, words):
