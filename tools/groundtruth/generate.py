@@ -50,10 +50,14 @@ import pandas as pd
 from PIL import Image
 
 from . import images
-from .plan import BROKEN_REASONS, KINDS, NEAR_VARIANTS, SPLITS, PlanRow, plan  # noqa: F401 (re-exported)
-from .sources import CLASS_BY_LABEL, CLASSES, load_ref  # noqa: F401 (re-exported)
+from .plan import BROKEN_REASONS, KINDS, NEAR_VARIANTS, SPLITS, PlanRow, plan
+from .sources import CLASS_BY_LABEL, CLASSES, load_ref
 
 log = logging.getLogger("tools.groundtruth")
+
+# the public names (tests and benchmarks import the plan's and sources' constants from here too)
+__all__ = ["BROKEN_REASONS", "CLASSES", "CLASS_BY_LABEL", "COLUMNS", "KINDS", "NEAR_VARIANTS", "SPLITS",
+           "PlanRow", "generate", "main", "plan", "render", "summarize", "write"]
 
 COLUMNS = [
     "path", "rel_path", "kind", "variant", "source_id", "split", "given_label", "true_label",
