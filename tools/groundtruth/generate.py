@@ -171,7 +171,8 @@ def generate(out_dir: str, n_originals: int = 40, seed: int = 0, **settings) -> 
     classes        labels from sources.CLASSES to draw from. Default: the first
                    ceil(n/12) of plan.DEFAULT_ORDER (at least 9: regular classes, look-alike
                    classes and sibling pairs mixed); every other class joins only when those
-                   run out of distinct pictures (about 15,000 in all)
+                   run out of distinct pictures (19,700 source pictures in all, of which the
+                   filters keep at least 11,200: see BENCHMARKS.md)
     val_fraction   share of pictures (per class) in the val split
     exact_fraction share of originals that get a byte-identical copy (1, sometimes 2)
     near_fraction  share of originals that get 1-3 near duplicates (plan.NEAR_VARIANTS)
