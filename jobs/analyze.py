@@ -2,8 +2,9 @@
 
 Extract: `images`, `embeddings`, `neighbors`. Transform: connected components over the
 duplicate edges (GraphFrames when its jar is loaded, else sparkdup.graph's own
-implementations), degree statistics and neighbour similarities for outliers,
-cross-split pairs for leaks, similarity-weighted label votes. Load: `duplicate_groups`,
+implementations), robust z-scores of neighbour distances and pixel evidence for
+outliers, cross-split pairs for leaks, confident learning on cross-fitted MLlib class
+probabilities plus neighbour votes for label issues. Load: `duplicate_groups`,
 `outliers`, `leaks`, `label_issues`.
 
 Every transform is a function of DataFrames and settings in sparkdup.findings (one module per
@@ -50,8 +51,9 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     write_table(outliers(images, neighbors, embeddings, an).select("*", stamp), out, "outliers", fmt)
     log.info("analyze: leaks between splits")
     write_table(leaks(groups, embeddings).select("*", stamp), out, "leaks", fmt)
-    log.info("analyze: label issues (neighbour votes, mixed duplicate groups)")
-    write_table(label_issues(images, neighbors, groups, an).select("*", stamp), out, "label_issues", fmt)
+    log.info("analyze: label issues (cross-fitted MLlib classifier + confident learning, neighbour votes, "
+             "mixed duplicate groups)")
+    write_table(label_issues(images, neighbors, embeddings, groups, an).select("*", stamp), out, "label_issues", fmt)
     counts = {
         "duplicate_groups": groups.select("group_id").distinct().count(),
         "duplicates_to_remove": groups.where(~F.col("is_representative")).count(),
