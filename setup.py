@@ -17,7 +17,7 @@ setup(
     description="Find duplicates, outliers, broken files, leaks and label issues in image datasets with Apache Spark",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["sparkdup", "sparkdup.models", "sparkdup.groundtruth", "sparkdup.findings", "sparkdup.jobs", "sparkdup.udfs", "sparkdup.conf"],
+    packages=["sparkdup", "sparkdup.models", "sparkdup.findings", "sparkdup.jobs", "sparkdup.udfs", "sparkdup.conf"],
     package_dir={
         "sparkdup": "sparkdup",
         "sparkdup.jobs": "jobs",

@@ -122,7 +122,7 @@ def main() -> None:
 
     cfg = load_config(overrides=[f"spark.master=local[{args.cores}]", f"embed.model={args.model}"])
     spark = get_spark(cfg)
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["embed"]["arrow_batch_rows"]))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["decode"]["arrow_batch_rows"]))
     out = os.path.join(work, "out")
     write_table(build_images(spark, cfg, src, None, "b"), out, "images", "parquet")
     images = read_table(spark, out, "images")

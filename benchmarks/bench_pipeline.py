@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import copy_real_images, machine, update_benchmarks_md  # noqa: E402
+from common import REPO, copy_real_images, machine, update_benchmarks_md  # noqa: E402
 
 SPARKDUP = os.path.join(os.path.dirname(sys.executable), "sparkdup")
 
@@ -47,11 +47,12 @@ def timing(sizes: list[int]) -> str:
 def quality(originals: int, seed: int) -> str:
     work = tempfile.mkdtemp(prefix="bench_quality_")
     data, out = os.path.join(work, "data"), os.path.join(work, "out")
-    subprocess.run([sys.executable, "-m", "sparkdup.groundtruth.generate", data, "--originals", str(originals),
-                    "--seed", str(seed)], check=True, capture_output=True)
+    # tools.groundtruth lives in the checkout, not in the installed package: run it from the repo root
+    subprocess.run([sys.executable, "-m", "tools.groundtruth.generate", data, "--originals", str(originals),
+                    "--seed", str(seed)], check=True, capture_output=True, cwd=REPO)
     seconds = run_pipeline(os.path.join(data, "images"), out, "--layout", "split/label")
-    table = subprocess.run([sys.executable, "-m", "sparkdup.groundtruth.score", data, out],
-                           check=True, capture_output=True, text=True).stdout
+    table = subprocess.run([sys.executable, "-m", "tools.groundtruth.score", data, out],
+                           check=True, capture_output=True, text=True, cwd=REPO).stdout
     return (f"### Quality against ground truth ({originals} originals, seed {seed})\n\n"
             f"Command: `python benchmarks/bench_pipeline.py --quality {originals} --seed {seed} --write` "
             f"(default settings; pipeline took {seconds:.0f} s)\n\n{table.strip()}")

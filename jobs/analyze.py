@@ -24,6 +24,7 @@ from sparkdup.findings.labels import label_issues
 from sparkdup.findings.leaks import leaks
 from sparkdup.findings.outliers import outliers
 from sparkdup.session import ensure_checkpoint_dir
+from sparkdup.stage import add_setting_flags
 from sparkdup.tables import read_table, write_table
 
 log = logging.getLogger("sparkdup")
@@ -32,13 +33,11 @@ TABLES = ("duplicate_groups", "outliers", "leaks", "label_issues")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duplicate-similarity", type=float, help="default: analyze.duplicate_similarity")
+    add_setting_flags(parser, "--duplicate-similarity")
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     an, fmt, out = cfg["analyze"], cfg["output"]["format"], args.output
-    if getattr(args, "duplicate_similarity", None) is not None:
-        an["duplicate_similarity"] = args.duplicate_similarity
     ensure_checkpoint_dir(spark, cfg, out)
     images = read_table(spark, out, "images")
     embeddings = read_table(spark, out, "embeddings")

@@ -23,6 +23,8 @@ from sparkdup.contents import read_contents
 from sparkdup.models.shipping import ShippedModel, ship_model
 from sparkdup.partitioning import by_image_count
 from sparkdup.progress import track
+from sparkdup.schemas import image_id
+from sparkdup.stage import add_setting_flags
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.embed import embed_contents
@@ -56,37 +58,32 @@ def embed_files(contents: DataFrame, model: str | ShippedModel, batch_size: int,
 
 
 def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: str) -> DataFrame:
-    emb, ing = cfg["embed"], cfg["ingest"]
+    emb = cfg["embed"]
     from sparkdup.models.registry import model_name, resolve
 
     name = model_name(emb["model"], emb["weights"])
     spec = resolve(name)
     ok = ok_images(images)
-    contents = read_contents(spark, ok, ing["max_file_bytes"])
+    contents = read_contents(spark, ok, cfg["decode"]["max_file_bytes"])
     if contents is None:
         return spark.createDataFrame([], "image_id long, embedding array<float>, model string, dim int, run_id string")
     # As many tasks as the image count calls for (the scan alone would make ~1 per 30 images).
     contents = by_image_count(contents, ok.count(), int(cfg["spark"]["images_per_partition"]))
     # Decode at a bit over the model's input size: enough pixels for the crop, no more.
-    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], max_side=2 * spec.input_size)
+    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], max_side=2 * spec.input_size)
     # Executors load the model from a file the driver publishes, never from their own cache.
     vectors = embed_files(contents, ship_model(spark, name), emb["batch_size"], emb["resize"], limits)
     return (vectors.where(F.col("embedding").isNotNull())
-            .select(F.xxhash64("path").alias("image_id"), "embedding",
+            .select(image_id().alias("image_id"), "embedding",
                     F.lit(name).alias("model"), F.size("embedding").alias("dim"), F.lit(run_id).alias("run_id")))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model name or path (default: embed.model)")
-    parser.add_argument("--batch-size", type=int, help="images per model call (default: embed.batch_size)")
+    add_setting_flags(parser, "--model", "--batch-size")
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
-    if getattr(args, "model", None):
-        cfg["embed"]["model"] = args.model
-    if getattr(args, "batch_size", None):
-        cfg["embed"]["batch_size"] = args.batch_size
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["embed"]["arrow_batch_rows"]))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["decode"]["arrow_batch_rows"]))
     images = read_table(spark, args.output, "images")
     n_ok = images.where(F.col("status") == "ok").count()
     with track(spark, "embedding images", n_ok):

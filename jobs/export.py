@@ -53,15 +53,15 @@ def with_label_index(df: DataFrame) -> DataFrame:
 
 
 def training_rows(spark: SparkSession, kept: DataFrame, cfg: dict) -> DataFrame:
-    ex, ing, emb = cfg["export"], cfg["ingest"], cfg["embed"]
+    ex, emb = cfg["export"], cfg["embed"]
     size, method = int(ex["image_size"]), emb["resize"]
-    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], max_side=2 * size)
+    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], max_side=2 * size)
 
     @pandas_udf(T.BinaryType())
     def encode(content: pd.Series) -> pd.Series:
         return pd.Series([training_image(c, size, method, limits) for c in content])
 
-    contents = read_contents(spark, kept, ing["max_file_bytes"])
+    contents = read_contents(spark, kept, cfg["decode"]["max_file_bytes"])
     if contents is None:
         return spark.createDataFrame([], "image_id long, path string, label string, split string, "
                                          "label_index int, image binary")
@@ -74,9 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, help="folder (any Hadoop URI) for the curated table and dataset")
 
 
+def tables_elsewhere(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The catalog registers `curated` where this job writes it: under --to."""
+    return {args.to: ["curated"]}
+
+
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     out, fmt = args.output, cfg["output"]["format"]
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["embed"]["arrow_batch_rows"]))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["decode"]["arrow_batch_rows"]))
     kept = curated(read_table(spark, out, "images"), read_table(spark, out, "duplicate_groups"),
                    read_table(spark, out, "leaks"), read_table(spark, out, "outliers"), cfg["export"])
     write_table(kept.withColumn("run_id", F.lit(run_id)), args.to, "curated", fmt)

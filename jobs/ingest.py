@@ -1,8 +1,12 @@
 """ingest: list every input image and describe it in the `images` table.
 
-Extract: a folder/glob on any Hadoop filesystem (Spark's binaryFile source, recursive), or
-a manifest table (CSV, Parquet or Delta) with a `path` column. Transform: decode health and
-statistics in a pandas UDF on the executors, quality flags in SQL. Load: `images`.
+Extract: a folder (taken literally; a Hadoop glob with --glob) listed by sparkdup.listing
+(every name the filesystem holds, `_` and non-UTF-8 names included, loops and links
+handled), or a manifest (sparkdup.manifest: CSV, Parquet or Delta with a `path` column).
+Transform: local files are read and described by the Python worker itself (udfs/ingest.py);
+files on other filesystems are read by Spark's binaryFile source over their folders and
+described in a pandas UDF; quality flags in SQL. Load: `images`, and the counts of what
+was listed and skipped for the `runs` table.
 
 Every input row comes out as one row: files that cannot even be read are kept with status
 `unreadable` (missing, vanished, I/O error) or `too_large` (over max_file_bytes, not read).
@@ -12,9 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import posixpath
+import re
+import stat
 import sys
 import time
+from typing import NamedTuple
+from datetime import datetime, timezone
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -22,11 +29,19 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql import types as T
 
-from sparkdup.errors import ConfigError
+from sparkdup.errors import ConfigError, InputError
+from sparkdup.listing import Entry, Listing, is_local, local_path, wanted_extensions
+from sparkdup.listing import list_input as list_files
+from sparkdup.manifest import read_manifest_rows
+from sparkdup.partitioning import partitions_for
+from sparkdup.preflight import concurrent_write_error, preflight
 from sparkdup.progress import track
-from sparkdup.tables import hadoop_fs, path_exists, write_table
+from sparkdup.runs import listing_warnings, provenance
+from sparkdup.schemas import image_id
+from sparkdup.stage import add_setting_flags
+from sparkdup.tables import path_exists, write_table
 from sparkdup.udfs.decode import Limits
-from sparkdup.udfs.ingest import describe_batch
+from sparkdup.udfs.ingest import describe_batch, describe_files
 
 log = logging.getLogger("sparkdup")
 
@@ -53,134 +68,180 @@ IMAGE_COLUMNS = [
     "image_id", "path", "label", "split", "size_bytes", "modified_at", "content_hash",
     "format", "width", "height", "mode", "frames", "status", "error",
     "brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99",
-    "signature", "flags", "ingested_at", "run_id",
+    "signature", "flags", "ingested_at", "run_id", "manifest_line",
 ]
+# Listing columns that never reach the table.
+INTERNAL_COLUMNS = ("local", "listed", "list_status", "list_error", "id_salt")
+# Files per partition of the per-image work (decode and statistics): about what Spark's
+# file scan packs into three partitions of small images: tasks of about 2 s of decoding
+# on one core, so task overhead stays under 3%, and 200 images already fill 2 cores.
+INGEST_FILES_PER_PARTITION = 100
 
 
 # ---------------------------------------------------------------- extract
-def list_paths(files: DataFrame) -> DataFrame:
-    """Every file of a binaryFile source, zero-byte files included, as a column `path`.
+LISTING_SCHEMA = T.StructType([
+    T.StructField("path", T.StringType()),
+    T.StructField("local", T.BinaryType()),       # raw OS path to open (local files only)
+    T.StructField("size_bytes", T.LongType()),
+    T.StructField("mtime", T.DoubleType()),
+    T.StructField("listed", T.BooleanType()),
+    T.StructField("list_status", T.StringType()),  # set when the listing already knows the outcome
+    T.StructField("list_error", T.StringType()),
+    T.StructField("id_salt", T.LongType()),
+    T.StructField("manifest_line", T.LongType()),
+])
 
-    Spark's file index lists zero-byte files but its scan never reads them, so the scan
-    alone would lose them. The index's own list (`inputFiles`, already held by the driver's
-    JVM for any file source) becomes a Dataset inside the JVM: no per-file call crosses to
-    Python. Hadoop's input-format listing would also do, but on the local filesystem it
-    forks a process per file for permissions (9 s per 1,000 files, measured).
-    The index spells paths as URIs (file:///a%20b.png); they are turned into binaryFile's
-    spelling (file:/a b.png), with '+' kept literal.
-    """
-    spark = files.sparkSession
+
+def listing_frame(spark: SparkSession, rows: pd.DataFrame, extra: list[str] = ()) -> DataFrame:
+    """A driver-side listing as a DataFrame, through Arrow (100,000 rows in about a second)."""
+    import pyarrow as pa
+
+    schema = T.StructType(LISTING_SCHEMA.fields + [T.StructField(c, T.StringType()) for c in extra])
+    arrays = {}
+    for f in schema.fields:
+        col = rows[f.name] if f.name in rows else pd.Series([None] * len(rows), dtype=object)
+        kind = {T.StringType: pa.string(), T.BinaryType: pa.binary(), T.LongType: pa.int64(),
+                T.DoubleType: pa.float64(), T.BooleanType: pa.bool_()}[type(f.dataType)]
+        values = [None if v is None or (not isinstance(v, (bytes, str)) and pd.isna(v)) else v for v in col]
+        arrays[f.name] = pa.array(values, type=kind)
+    table = pa.table(arrays) if len(rows) else pa.table({f.name: pa.array([], type=arrays[f.name].type)
+                                                         for f in schema.fields})
+    return (spark.createDataFrame(table, schema=schema)
+            .withColumn("modified_at", F.timestamp_seconds("mtime")).drop("mtime")
+            .withColumn("image_id", F.when(F.col("id_salt").isNull(), F.xxhash64("path"))
+                        .otherwise(F.xxhash64("path", "id_salt"))))
+
+
+def entries_frame(spark: SparkSession, entries: list[Entry]) -> DataFrame:
+    rows = pd.DataFrame({
+        "path": [e.path for e in entries], "local": [e.local for e in entries],
+        "size_bytes": pd.array([e.size for e in entries], dtype="Int64"),
+        "mtime": [e.mtime for e in entries],
+        "listed": [True] * len(entries),
+        "list_status": [None if e.error is None else "unreadable" for e in entries],
+        "list_error": [e.error for e in entries],
+    })
+    return listing_frame(spark, rows)
+
+
+def _escape_glob(path: str) -> str:
+    """A literal Hadoop path for Spark's reader, which globs every path it is given."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", path)
+
+
+def scan_folders(spark: SparkSession, paths: DataFrame) -> DataFrame:
+    """binaryFile rows (path, length, modificationTime, content) of the folders holding
+    `paths` (remote files: Spark's reader is how executors get their bytes), non-recursive.
+    Only folder names reach the driver."""
+    folders = [r[0] for r in paths.select(F.regexp_extract("path", r"^(.*)/[^/]*$", 1)).distinct().collect() if r[0]]
+    existing = [d for d in folders if path_exists(spark, d)]
+    if not existing:
+        return spark.createDataFrame([], "path string, length long, modificationTime timestamp, content binary")
+    return (spark.read.format("binaryFile").option("ignoreMissingFiles", "true").option("ignoreCorruptFiles", "true")
+            .load([_escape_glob(d) for d in existing]))
+
+
+def read_skipped_names(spark: SparkSession, remote: DataFrame, max_file_bytes: int, limit: int = 10_000) -> DataFrame:
+    """binaryFile-shaped rows for remote files whose names start with `_` or `.`, which
+    Spark's reader never returns: read on the driver through the Hadoop FileSystem (they
+    are few in most datasets; at most `limit`, logged when hit, the rest stay unreadable
+    with the reason)."""
+    rows = (remote.where(F.regexp_extract("path", r"/([^/]*)$", 1).rlike(r"^[_.]"))
+            .select("path").limit(limit + 1).collect())
+    if len(rows) > limit:
+        log.warning("more than %d remote files named with a leading '_' or '.'; the rest are not read", limit)
     jvm = spark._jvm  # noqa: SLF001
-    as_seq = jvm.scala.collection.immutable.ArraySeq.unsafeWrapArray(files._jdf.inputFiles())  # noqa: SLF001
-    jdf = spark._jsparkSession.createDataset(as_seq, jvm.org.apache.spark.sql.Encoders.STRING()).toDF()  # noqa: SLF001
-    uri = F.regexp_replace(F.col("value"), r"^file:/+", "file:/")
-    return (DataFrame(jdf, spark)
-            .select(F.url_decode(F.replace(uri, F.lit("+"), F.lit("%2B"))).alias("path"))
-            .withColumn("listed", F.lit(True)))
-
-
-def _binary_files(spark: SparkSession, sources: list[str], recursive: bool) -> DataFrame:
-    return (spark.read.format("binaryFile")
-            .option("recursiveFileLookup", str(recursive).lower())
-            .option("ignoreMissingFiles", "true")
-            .option("ignoreCorruptFiles", "true")
-            .load(sources if len(sources) > 1 else sources[0]))
-
-
-def extension_filter(extensions: list[str]) -> Column:
-    pattern = r"(?i)\.(" + "|".join(e.lower().lstrip(".") for e in extensions) + r")$"
-    return F.col("path").rlike(pattern)
+    read = []
+    for row in rows[:limit]:
+        hpath = jvm.org.apache.hadoop.fs.Path(row.path)  # the listing's own Path.toString()
+        fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001
+        if not fs.exists(hpath):
+            continue
+        st = fs.getFileStatus(hpath)
+        if st.getLen() > max_file_bytes:
+            continue  # too_large from its size alone
+        stream = fs.open(hpath)
+        try:
+            data = bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        finally:
+            stream.close()
+        read.append((row.path, datetime.fromtimestamp(st.getModificationTime() / 1000, timezone.utc), len(data), data))
+    return spark.createDataFrame(read, "path string, modificationTime timestamp, length long, content binary")
 
 
 def stat_unsized(spark: SparkSession, listing: DataFrame, limit: int = 100_000) -> DataFrame:
-    """Sizes for listed files that Spark's scan gave none: zero-byte files, which Spark
-    never reads, and files gone since listing. They are rare, so they are checked one
-    by one on the driver (at most `limit`, logged when hit)."""
+    """Sizes for remote listed files that Spark's scan gave none: zero-byte files, which
+    Spark never reads, names Spark's reader skips, and files gone since listing. They are
+    rare, so they are checked one by one on the driver (at most `limit`, logged when hit)."""
     rows = listing.where(F.col("size_bytes").isNull()).select("path").limit(limit + 1).collect()
     if len(rows) > limit:
         log.warning("more than %d files without a size; the rest are reported unreadable", limit)
     checked = []
+    jvm = spark._jvm  # noqa: SLF001
     for row in rows[:limit]:
-        fs, hpath = hadoop_fs(spark, row.path)
+        hpath = jvm.org.apache.hadoop.fs.Path(row.path)  # the listing's own Path.toString()
+        fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001
         checked.append((row.path, int(fs.getFileStatus(hpath).getLen()) if fs.exists(hpath) else None))
     return spark.createDataFrame(checked, "path string, checked_size long")
 
 
-def list_sources(spark: SparkSession, sources: list[str], recursive: bool) -> tuple[DataFrame, DataFrame]:
-    """(listing: path, listed, size_bytes, modified_at; contents: binaryFile rows with bytes).
-
-    Files in the listing but not in the contents could not be read.
-    """
-    files = _binary_files(spark, sources, recursive)
-    sizes = files.select("path", F.col("length").alias("size_bytes"), F.col("modificationTime").alias("modified_at"))
-    listing = list_paths(files).join(sizes, "path", "left")
-    listing = (listing.join(F.broadcast(stat_unsized(spark, listing)), "path", "left")
-               .withColumn("size_bytes", F.coalesce("size_bytes", "checked_size")).drop("checked_size"))
-    return listing, files
-
-
-def list_folder(spark: SparkSession, source: str, extensions: list[str]) -> tuple[DataFrame, DataFrame]:
-    is_glob = any(c in source for c in "*?[")
-    listing, contents = list_sources(spark, [source], recursive=not is_glob)
-    return listing.where(extension_filter(extensions)), contents.where(extension_filter(extensions))
+def with_remote_sizes(spark: SparkSession, listing: DataFrame, contents: DataFrame) -> DataFrame:
+    """Remote listing rows get size and time from the scan (then from the driver for the few
+    without), and `listed` false when the file is gone."""
+    sizes = contents.select("path", F.col("length").alias("scan_size"), F.col("modificationTime").alias("scan_time"))
+    df = listing.join(sizes, "path", "left")
+    df = (df.withColumn("size_bytes", F.coalesce("size_bytes", "scan_size"))
+          .withColumn("modified_at", F.coalesce("modified_at", "scan_time")).drop("scan_size", "scan_time"))
+    unsized = stat_unsized(spark, df.where(F.col("list_status").isNull()))
+    return (df.join(F.broadcast(unsized), "path", "left")
+            .withColumn("size_bytes", F.coalesce("size_bytes", "checked_size"))
+            .withColumn("listed", F.when(F.col("size_bytes").isNotNull(), F.col("listed")))
+            .drop("checked_size"))
 
 
-@pandas_udf(T.StringType())
-def _normalise_relative(paths: pd.Series) -> pd.Series:
-    """Collapse ./ and ../ in relative manifest paths (executor side, per batch)."""
-    return paths.map(lambda p: posixpath.normpath(p) if p is not None else None)
+def stat_local(rows: pd.DataFrame) -> pd.DataFrame:
+    """Size, time and existence of the local files a manifest names (driver, one stat each)."""
+    sizes, times, listed, statuses, errors = [], [], [], list(rows["list_status"]), list(rows["list_error"])
+    for i, raw in enumerate(rows["local"]):
+        st = None
+        if raw is not None and statuses[i] is None:
+            try:
+                st = os.stat(raw)
+            except OSError:
+                if os.path.islink(raw):
+                    statuses[i], errors[i] = "unreadable", "broken symbolic link: its target does not exist"
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                statuses[i], errors[i], st = "unreadable", "a folder or special file, not a file", None
+        sizes.append(st.st_size if st else None)
+        times.append(st.st_mtime if st else None)
+        listed.append(True if st else None)
+    return rows.assign(size_bytes=pd.array(sizes, dtype="Int64"), mtime=times, listed=listed,
+                       list_status=statuses, list_error=errors)
 
 
-def _qualify(path_col: Column, base_dir: str) -> Column:
-    """Manifest paths: keep URIs, make absolute local paths file: URIs, resolve relative
-    paths against the manifest's own folder (as binaryFile reports paths)."""
-    has_scheme = path_col.rlike(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-    scheme, _, base_path = base_dir.partition(":") if not base_dir.startswith("/") else ("", "", base_dir)
-    relative = _normalise_relative(F.concat(F.lit(base_path.rstrip("/") + "/"), path_col))
-    return (F.when(has_scheme, path_col)
-            .when(path_col.startswith("/"), F.concat(F.lit("file:"), path_col))
-            .otherwise(F.concat(F.lit(scheme + ":" if scheme else ""), relative)))
-
-
-def read_manifest(spark: SparkSession, manifest: str) -> DataFrame:
-    lower = manifest.lower().rstrip("/")
-    if not path_exists(spark, manifest):
-        raise ConfigError(f"manifest not found: {manifest}")
-    if lower.endswith(".csv"):
-        df = spark.read.option("header", "true").csv(manifest)
-    elif path_exists(spark, manifest.rstrip("/") + "/_delta_log"):
-        df = spark.read.format("delta").load(manifest)
-    else:
-        df = spark.read.parquet(manifest)
-    if "path" not in df.columns:
-        raise ConfigError(f"manifest {manifest} has no 'path' column (columns: {', '.join(df.columns)})")
-    base = manifest if "://" in manifest or manifest.startswith("file:") else "file:" + os.path.abspath(manifest)
-    return df.withColumn("path", _qualify(F.col("path"), base.rsplit("/", 1)[0])).dropDuplicates(["path"])
-
-
-def list_manifest(spark: SparkSession, manifest: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Like list_folder, but for the files a manifest names, whatever their extension.
-
-    The folders holding the manifest's files are listed (their number, not the number
-    of images, reaches the driver). Manifest rows missing from those listings stay in
-    the output as `unreadable` (file not found). Other files in those folders are read
-    and dropped by the join.
-    """
-    folders = [r[0] for r in manifest.select(F.regexp_extract("path", r"^(.*)/[^/]*$", 1).alias("d"))
-               .distinct().collect()]
-    existing = [d for d in folders if d and path_exists(spark, d)]
-    log.info("manifest: its files lie in %d folders, %d of them exist", len(folders), len(existing))
-    if not existing:
-        listing = manifest.withColumn("listed", F.lit(None).cast("boolean")) \
-            .withColumn("size_bytes", F.lit(None).cast("long")).withColumn("modified_at", F.lit(None).cast("timestamp"))
-        empty = spark.createDataFrame([], "path string, length long, content binary")
-        return listing, empty
-    listing, contents = list_sources(spark, existing, recursive=False)
-    listing = manifest.join(listing, "path", "left")
-    return listing, contents.join(manifest.select("path"), "path", "left_semi")
+def manifest_listing(spark: SparkSession, manifest: str, ing: dict) -> tuple[DataFrame, DataFrame | None, int]:
+    """(listing, typed_columns, rows): one listing row per manifest row; the user columns of a
+    CSV manifest ride along as strings, those of a Parquet/Delta one come back typed,
+    keyed by `manifest_line`."""
+    rows, typed = read_manifest_rows(spark, manifest, ing, IMAGE_COLUMNS)
+    extra = [c for c in rows.columns if c not in LISTING_SCHEMA.names and c != "local"]
+    return listing_frame(spark, stat_local(rows), extra), typed, len(rows)
 
 
 # ---------------------------------------------------------------- transform
+def describe_local(listing: DataFrame, limits: Limits) -> DataFrame:
+    """(image_id, content_hash, describe columns) of local files, read by the Python worker."""
+
+    @pandas_udf(T.StructType([T.StructField("content_hash", T.StringType())] + DESCRIBE_SCHEMA.fields))
+    def describe_udf(local: pd.Series) -> pd.DataFrame:
+        return describe_files(local, limits)
+
+    describe_once = describe_udf.asNondeterministic()  # never duplicated into pushed-down filters
+    readable = (F.col("local").isNotNull() & F.col("list_status").isNull()
+                & F.col("size_bytes").between(1, limits.max_file_bytes))
+    return listing.where(readable).select("image_id", describe_once("local").alias("d")).select("image_id", "d.*")
+
+
 def describe_contents(contents: DataFrame, limits: Limits) -> DataFrame:
     """Decode health and statistics per image, on executors, one Arrow batch at a time."""
 
@@ -236,76 +297,136 @@ def quality_flags(flags: dict) -> Column:
 def assemble_images(listing: DataFrame, described: DataFrame, cfg: dict, run_id: str) -> DataFrame:
     """Join the listing (every input) to what could be read; nothing is dropped."""
     ing = cfg["ingest"]
-    df = listing.join(described, "path", "left")
-    unread = F.col("status").isNull()
+    df = listing.join(described, "image_id", "left")
+    known = F.col("list_status").isNotNull()
+    unread = F.col("status").isNull() & ~known
     not_found = F.col("listed").isNull()
     zero_bytes = F.col("listed") & (F.col("size_bytes") == 0)
-    too_big = F.col("size_bytes") > ing["max_file_bytes"]
+    too_big = F.col("size_bytes") > cfg["decode"]["max_file_bytes"]
+    skipped_name = F.col("local").isNull() & F.regexp_extract("path", r"/([^/]*)$", 1).rlike(r"^[_.]")
     df = (df
-          .withColumn("error", F.when(unread & not_found, F.lit("file not found"))
+          .withColumn("error", F.when(known, F.col("list_error"))
+                      .when(unread & not_found, F.lit("file not found"))
                       .when(unread & zero_bytes, F.lit("file is empty (0 bytes)"))
                       .when(unread & too_big, F.concat(F.lit("file is "), F.col("size_bytes").cast("string"),
-                                                       F.lit(f" bytes, over max_file_bytes={ing['max_file_bytes']}")))
+                                                       F.lit(f" bytes, over decode.max_file_bytes={cfg['decode']['max_file_bytes']}")))
+                      .when(unread & skipped_name, F.lit("not read: Spark's file reader skips names starting with "
+                                                         "'_' or '.' and the driver reads at most 10,000 of them"))
                       .when(unread, F.lit("file could not be read (I/O error, not a file, or removed while running)"))
                       .otherwise(F.col("error")))
-          .withColumn("status", F.when(unread & zero_bytes, F.lit("empty"))
+          .withColumn("status", F.when(known, F.col("list_status"))
+                      .when(unread & zero_bytes, F.lit("empty"))
                       .when(unread & too_big, F.lit("too_large"))
                       .when(unread, F.lit("unreadable")).otherwise(F.col("status")))
-          .withColumn("image_id", F.xxhash64("path"))
           .withColumn("flags", quality_flags(ing["flags"]))
           .withColumn("ingested_at", F.current_timestamp())
           .withColumn("run_id", F.lit(run_id)))
     df = derive_layout(df, ing["layout"])
-    extra = [c for c in df.columns if c not in IMAGE_COLUMNS and c != "listed"]
+    extra = [c for c in df.columns if c not in IMAGE_COLUMNS and c not in INTERNAL_COLUMNS]
     return df.select(*IMAGE_COLUMNS, *extra)
 
 
 # ---------------------------------------------------------------- job
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", nargs="?", help="folder or glob of images (any Hadoop URI)")
+    parser.add_argument("input", nargs="?", help="folder or file of images (any Hadoop URI), taken literally")
+    add_setting_flags(parser, "--glob")
     parser.add_argument("--manifest", help="CSV, Parquet or Delta table with a path column")
-    parser.add_argument("--layout", choices=["none", "label", "split/label"],
-                        help="derive label/split from folders (default: ingest.layout)")
+    add_setting_flags(parser, "--layout")
 
 
-def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None) -> tuple[DataFrame, DataFrame]:
-    """(listing, contents) of the input folder/glob or of the files a manifest names."""
-    if bool(source) == bool(manifest):
-        raise ConfigError("give either an INPUT folder/glob or --manifest FILE (exactly one)")
-    if manifest:
-        return list_manifest(spark, read_manifest(spark, manifest))
-    if not any(c in source for c in "*?[") and not path_exists(spark, source):
-        raise ConfigError(f"input not found: {source}")
-    return list_folder(spark, source, cfg["ingest"]["extensions"])
+class Inputs(NamedTuple):
+    """What ingest reads: one listing row per output row (`n` of them, known on the driver),
+    the binaryFile rows of remote files (None when all are local), the folder Listing with
+    its counts (None for a manifest), a Parquet/Delta manifest's typed columns (or None)."""
+    listing: DataFrame
+    contents: DataFrame | None
+    found: Listing | None
+    typed: DataFrame | None
+    n: int
 
 
-def images_from(listing: DataFrame, contents: DataFrame, cfg: dict, run_id: str) -> DataFrame:
+def spread(df: DataFrame, n_rows: int) -> DataFrame:
+    """The per-image work in ceil(n / INGEST_FILES_PER_PARTITION) partitions (at least one per
+    core): a shuffle of paths only, inside the stage that reads the images."""
+    n = partitions_for(n_rows, INGEST_FILES_PER_PARTITION, df.sparkSession.sparkContext.defaultParallelism)
+    return df.repartition(n)
+
+
+def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None,
+               glob: bool = False) -> Inputs:
     ing = cfg["ingest"]
-    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], ing["stats_max_side"])
-    return assemble_images(listing, describe_contents(contents, limits), cfg, run_id)
+    if bool(source) == bool(manifest):
+        raise InputError("give either an INPUT folder/glob or --manifest FILE (exactly one)")
+    if manifest:
+        if is_local(manifest) and not os.path.exists(local_path(manifest)) or \
+                not is_local(manifest) and not path_exists(spark, manifest):
+            raise InputError(f"manifest not found: {manifest}")
+        listing, typed, n = manifest_listing(spark, manifest, ing)
+        found = None
+    else:
+        wanted = wanted_extensions(ing["extensions"], ing["all_pillow_formats"])
+        found = list_files(spark, source, wanted, ing["include_hidden"], glob)
+        listing, typed, n = entries_frame(spark, found.entries), None, len(found.entries)
+    remote = listing.where(F.col("local").isNull() & F.col("list_status").isNull())
+    if manifest and not remote.limit(1).count() or source and is_local(source):
+        return Inputs(listing, None, found, typed, n)
+    contents = scan_folders(spark, remote.select("path"))
+    contents = contents.unionByName(read_skipped_names(spark, remote, cfg["decode"]["max_file_bytes"]))
+    listing = with_remote_sizes(spark, listing, contents)
+    return Inputs(listing, contents.join(remote.select("path"), "path", "left_semi"), found, typed, n)
 
 
-def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str) -> DataFrame:
-    listing, contents = list_input(spark, cfg, source, manifest)
-    return images_from(listing, contents, cfg, run_id)
+def images_from(inputs: Inputs, cfg: dict, run_id: str) -> DataFrame:
+    ing = cfg["ingest"]
+    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], ing["stats_max_side"])
+    listing = inputs.listing
+    described = describe_local(spread(listing, inputs.n), limits)
+    if inputs.contents is not None:
+        remote = describe_contents(inputs.contents, limits).withColumn("image_id", image_id()).drop("path")
+        described = described.unionByName(remote)
+    if inputs.typed is not None:
+        listing = listing.join(inputs.typed, "manifest_line", "left")
+    return assemble_images(listing, described, cfg, run_id)
+
+
+def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str,
+                 glob: bool = False) -> DataFrame:
+    return images_from(list_input(spark, cfg, source, manifest, glob), cfg, run_id)
+
+
+def before_work(cfg, args: argparse.Namespace) -> None:
+    """The checks that need no Spark session (local input and output), run before it starts."""
+    preflight(None, cfg, argparse.Namespace(**(vars(args) | {"glob": cfg["ingest"]["glob"]})))
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
-    if args.layout:
-        cfg["ingest"]["layout"] = args.layout
+    glob = cfg["ingest"]["glob"]
+    preflight(spark, cfg, argparse.Namespace(**(vars(args) | {"glob": glob})))
+    for p in provenance(spark, args.output):
+        log.info("previous %s: run %s (%s stage, started %s)", p["table"], p["run_id"], p["stage"], p["started_at"])
     started = time.time()
-    listing, contents = list_input(spark, cfg, args.input, args.manifest)
-    n_files = listing.count()
+    inputs = list_input(spark, cfg, args.input, args.manifest, glob)
+    n_files, found = inputs.n, inputs.found
     seconds = time.time() - started
     log.info("listed %s files in %.1f s (%.0f files/s)", f"{n_files:,}", seconds, n_files / max(seconds, 1e-9))
-    images = images_from(listing, contents, cfg, run_id)
-    with track(spark, "reading images", n_files):
-        path = write_table(images, args.output, "images", cfg["output"]["format"])
+    images = images_from(inputs, cfg, run_id)
+    try:
+        with track(spark, "reading images", n_files):
+            path = write_table(images, args.output, "images", cfg["output"]["format"])
+    except Exception as exc:  # Delta's conflict with a concurrent writer becomes one line
+        clean = concurrent_write_error(exc, args.output)
+        if clean is None:
+            raise
+        raise clean from None
     counts = {r["status"]: r["count"] for r in spark.read.format(cfg["output"]["format"]).load(path)
               .groupBy("status").count().collect()}
-    log.info("images: %d rows at %s (%s)", sum(counts.values()), path,
-             ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    return {"images": sum(counts.values())} | {f"status_{k}": v for k, v in counts.items()}
+    total = sum(counts.values())
+    log.info("images: %d rows at %s (%s)", total, path, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    out = {"images": total, "rows_written": total} | {f"status_{k}": v for k, v in counts.items()}
+    out |= found.counts() if found is not None else {"files_listed": n_files}
+    for message in listing_warnings(out):
+        log.warning(message)
+    return out
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ from pyspark.sql import functions as F
 
 from sparkdup.errors import ConfigError
 from sparkdup.progress import Snapshot, describe, track
+from sparkdup.stage import add_setting_flags
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs import ann
 
@@ -344,16 +345,11 @@ def build_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataFram
 
 # ---------------------------------------------------------------- job
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=list(ann.BACKENDS), help="search backend (default: neighbors.backend)")
-    parser.add_argument("--k", type=int, help="neighbours per image (default: neighbors.k)")
+    add_setting_flags(parser, "--backend", "--k")
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     nb = cfg["neighbors"]
-    if getattr(args, "backend", None):
-        nb["backend"] = args.backend
-    if getattr(args, "k", None) is not None:
-        nb["k"] = args.k
     _check(nb)
     embeddings = read_table(spark, args.output, "embeddings")
     images = read_table(spark, args.output, "images")

@@ -50,15 +50,15 @@ def thumbnails(spark: SparkSession, images: DataFrame, ids: list[int], cfg: dict
     """image_id -> data URI for the given images only, made on the executors."""
     if not ids:
         return {}
-    side, ing = int(cfg["report"]["thumbnail_side"]), cfg["ingest"]
-    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], max_side=2 * side)
+    side = int(cfg["report"]["thumbnail_side"])
+    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], max_side=2 * side)
 
     @pandas_udf(T.StringType())
     def thumb(content: pd.Series) -> pd.Series:
         return pd.Series([thumbnail_data_uri(c, side, limits) for c in content])
 
     wanted = images.join(F.broadcast(spark.createDataFrame([(int(i),) for i in ids], "image_id long")), "image_id")
-    contents = read_contents(spark, wanted.select("image_id", "path"), ing["max_file_bytes"])
+    contents = read_contents(spark, wanted.select("image_id", "path"), cfg["decode"]["max_file_bytes"])
     if contents is None:
         return {}
     with track(spark, "making thumbnails", len(ids)):

@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _stage(name).add_arguments(parser)
 
 
+def before_work(cfg, args: argparse.Namespace) -> None:
+    """The input and output checks of the first stage, before Spark starts."""
+    _stage("ingest").before_work(cfg, args)
+
+
 def findings(counts: dict) -> list[tuple[str, int]]:
     """(what, how many) for the table printed at the end of a run."""
     return [

@@ -99,6 +99,10 @@ def package(dist: str) -> dict[str, str]:
     for needed in ("sparkdup/cli.py", "sparkdup/jobs/run.py", "sparkdup/udfs/embed.py", "sparkdup/conf/default.yaml"):
         if needed not in names:
             raise SystemExit(f"package: {needed} is missing from the wheel; check setup.py's packages")
+    # evaluation tools (tools/groundtruth) stay in the checkout: a cluster never runs them
+    stray = [n for n in names if "groundtruth" in n or not n.startswith("sparkdup/")]
+    if stray:
+        raise SystemExit(f"package: {stray[:3]} must not ship to a cluster; check setup.py's packages")
     main_path = os.path.join(dist, MAIN_NAME)
     with open(main_path, "w") as f:
         f.write(MAIN_SCRIPT)

@@ -7,6 +7,6 @@ cd "$here"
 bash scripts/setup.sh
 sample="${SPARKDUP_SAMPLE:-$here/out/sample}"
 results="${SPARKDUP_RESULTS:-$here/out/results}"
-.venv/bin/python -m sparkdup.groundtruth.generate "$sample" --originals 60 --seed 7
+.venv/bin/python -m tools.groundtruth.generate "$sample" --originals 60 --seed 7
 .venv/bin/sparkdup run "$sample/images" --layout split/label --output "$results"
-.venv/bin/python -m sparkdup.groundtruth.score "$sample" "$results"
+.venv/bin/python -m tools.groundtruth.score "$sample" "$results"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) setup of a development or CI machine:
-#   - Debian packages: real test images (openclipart-png, oxygen-icon-theme)
+#   - Debian packages: real test images (openclipart-png, oxygen-icon-theme), and the
+#     look-alike sources of the ground-truth generator (tools/groundtruth/sources.py): game
+#     sprites (supertux-data, hedgewars-data, freeciv-data, pingus-data) and whole icon
+#     themes (papirus-icon-theme, breeze-icon-theme, tango-icon-theme)
 #   - a virtualenv in .venv with the pinned Python packages (scripts/requirements.txt)
 #   - a cached pyspark wheel (pyspark ships only a 450 MB sdist) and a portable annoy wheel
 #   - the JVM jars (Delta, and GraphFrames where the registry serves it) in the jar cache
@@ -21,10 +24,17 @@ for pkg in openclipart-png oxygen-icon-theme; do
 done
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  say "apt-get install ${need_apt[*]}"
+need_img=()  # image data only: installed without the games and tools they recommend
+for pkg in supertux-data hedgewars-data freeciv-data pingus-data papirus-icon-theme breeze-icon-theme \
+    tango-icon-theme; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_img+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_img[@]} -gt 0 ]; then
+  say "apt-get install ${need_apt[*]} ${need_img[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  [ ${#need_apt[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  [ ${#need_img[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${need_img[@]}" >/dev/null
 fi
 
 # --- Python ----------------------------------------------------------------

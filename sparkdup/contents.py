@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sparkdup.schemas import image_id
 from sparkdup.tables import path_exists
 
 
@@ -27,6 +28,6 @@ def read_contents(spark: SparkSession, images: DataFrame, max_file_bytes: int) -
     return (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
             .option("ignoreCorruptFiles", "true").load(folders)
             .where(F.col("length").between(1, max_file_bytes))
-            .withColumn("image_id", F.xxhash64("path"))
+            .withColumn("image_id", image_id())
             .join(F.broadcast(images.select("image_id")), "image_id", "left_semi")
             .select("image_id", "path", "content"))

@@ -21,7 +21,7 @@ class InputError(UserError):
     """The input (folder, glob, manifest) cannot be read as given."""
 
 
-class ModelError(UserError):
+class ModelError(UserError, ValueError):
     """The embedding model named by embed.model cannot be loaded."""
 
 

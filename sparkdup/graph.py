@@ -103,7 +103,7 @@ def _checkpoint_dir(spark: SparkSession) -> str | None:
 def _arrow_batch_rows(spark: SparkSession, rows: int) -> Iterator[None]:
     """Temporarily set ``spark.sql.execution.arrow.maxRecordsPerBatch``, then restore it.
 
-    sparkdup keeps that setting tiny (``spark.arrow_batch_rows``, 64) to bound the memory
+    sparkdup keeps that setting tiny (``decode.arrow_batch_rows``, 64) to bound the memory
     of image UDFs, but toArrow and createDataFrame use it too: 64-row batches made
     moving 10M 16-byte edges 17 s instead of about 2 s.
     """
@@ -165,7 +165,7 @@ def connected_components(
         return connected_components_driver(edges, driver_max_edges=driver_max_edges)
 
     # auto: the driver path wins wherever it is allowed (measured: 7 s at 10M edges against
-    # 90 s for the DataFrame path here, and 40-140 s for GraphFrames at 1M in DESIGN.md);
+    # 90 s for the DataFrame path here, and 40-140 s for GraphFrames at 1M edges, BENCHMARKS.md);
     # above the limit, GraphFrames when its jar is loaded, else the DataFrame path.
     n_edges = edges.count()
     if n_edges <= driver_max_edges:

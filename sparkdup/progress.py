@@ -4,8 +4,8 @@ Python UDFs cannot report progress while a task runs (accumulators reach the dri
 when a task ends), so progress is measured in finished tasks: the block's Spark jobs run
 in their own job group, and a driver thread polls the status tracker for the biggest stage
 of that group. ``done ≈ total × finished tasks / all tasks`` — as fine-grained as the
-number of partitions, which the stages size from the input (see ``spark.rows_per_partition``
-where a stage uses it).
+number of partitions, which the stages size from the input (``spark.images_per_partition``
+for embed, ``neighbors.query_rows_per_partition`` for neighbour queries).
 
 Output goes through the ``sparkdup`` logger, so ``--quiet`` hides it and ``--log-format
 json`` turns each report into one JSON object with ``done``, ``total``, ``rate`` and

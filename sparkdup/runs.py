@@ -9,6 +9,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from sparkdup import __version__
+from sparkdup.config import Settings
+from sparkdup.schemas import conform
 from sparkdup.tables import table_path
 
 RUNS_SCHEMA = T.StructType([
@@ -24,13 +26,58 @@ RUNS_SCHEMA = T.StructType([
 
 
 def record_run(spark: SparkSession, output: str, fmt: str, run_id: str, stage: str, started: float,
-               seconds: float, counts: dict | None, cfg: dict) -> None:
+               seconds: float, counts: dict | None, cfg: Settings) -> None:
     row = (run_id, stage, datetime.fromtimestamp(started, timezone.utc).replace(tzinfo=None), round(seconds, 3),
-           {k: int(v) for k, v in (counts or {}).items()}, json.dumps(cfg, sort_keys=True), __version__,
+           {k: int(v) for k, v in (counts or {}).items()}, json.dumps(cfg.to_dict(), sort_keys=True), __version__,
            spark.version)
-    df = spark.createDataFrame([row], RUNS_SCHEMA)
+    df = conform(spark.createDataFrame([row], RUNS_SCHEMA), "runs")
     path = table_path(output, "runs")
     if fmt == "delta":
         df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
     else:
         df.write.mode("append").parquet(path)
+
+
+# Which table each stage writes: provenance() tells which run's stage made each table.
+STAGE_TABLES = {"ingest": ("images",), "embed": ("embeddings",), "neighbors": ("neighbors",),
+                "analyze": ("duplicate_groups", "outliers", "leaks", "label_issues")}
+SKIPPED_SHARE_WARNING = 0.01  # warn when more than 1% of the listed files were skipped
+
+
+def listing_warnings(counts: dict, option_hint: str = "ingest.extensions or ingest.all_pillow_formats=true") -> list[str]:
+    """The warnings a run summary must show about what ingest did not take."""
+    listed = counts.get("files_listed", 0)
+    skipped = counts.get("files_skipped_extension", 0)
+    out = []
+    if counts.get("images", 0) == 0:
+        out.append(f"0 images found ({listed} files listed): check the input path, {option_hint}")
+    if listed and skipped / listed > SKIPPED_SHARE_WARNING:
+        top = ", ".join(f".{k[len('skipped_ext_'):]} {v}" for k, v in counts.items() if k.startswith("skipped_ext_"))
+        out.append(f"{skipped} of {listed} files ({100 * skipped / listed:.1f}%) skipped by extension ({top}): "
+                   f"to take them, set {option_hint}")
+    if counts.get("files_skipped_hidden", 0):
+        out.append(f"{counts['files_skipped_hidden']} hidden entries (names starting with '.') skipped: "
+                   "set ingest.include_hidden=true to take them")
+    return out
+
+
+def provenance(spark: SparkSession, output: str) -> list[dict]:
+    """For each result table under output: the run and stage that wrote it, from its own
+    run_id and the `runs` table ({table, run_id, stage, started_at}); tables not there are
+    left out. An interrupted run leaves the previous tables, so they name the previous run."""
+    from sparkdup.tables import path_exists, read_table
+
+    if not path_exists(spark, table_path(output, "runs")):
+        return []
+    runs = {(r.run_id, r.stage): r.started_at for r in read_table(spark, output, "runs")
+            .select("run_id", "stage", "started_at").collect()}
+    out = []
+    for stage, tables in STAGE_TABLES.items():
+        for table in tables:
+            if not path_exists(spark, table_path(output, table)):
+                continue
+            row = read_table(spark, output, table).select("run_id").limit(1).collect()
+            run_id = row[0].run_id if row else next((r for r, s in sorted(runs, key=runs.get, reverse=True)
+                                                     if s == stage), None)
+            out.append({"table": table, "run_id": run_id, "stage": stage, "started_at": runs.get((run_id, stage))})
+    return out

@@ -55,7 +55,7 @@ def get_spark(cfg: dict) -> SparkSession:
         spark = SparkSession.builder.appName(cfg["spark"]["app_name"]).getOrCreate()
     else:
         spark = _local_session(cfg)
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["spark"]["arrow_batch_rows"]))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["decode"]["arrow_batch_rows"]))
     return spark
 
 

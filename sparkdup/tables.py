@@ -15,6 +15,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 
 from sparkdup.errors import ConfigError
+from sparkdup.schemas import conform
 from sparkdup.session import delta_available
 
 log = logging.getLogger("sparkdup")
@@ -88,6 +89,7 @@ def write_table(df: DataFrame, output: str, name: str, fmt: str) -> str:
     spark = df.sparkSession
     _check_format(spark, fmt)
     path = table_path(output, name)
+    df = conform(df, name)
     check_replaceable(spark, path, name, df.columns)
     if fmt == "delta":
         (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path))
@@ -116,8 +118,7 @@ def read_table(spark: SparkSession, output: str, name: str) -> DataFrame:
 
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-RESULT_TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs",
-                 "curated")
+RESULT_TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs")
 
 
 def register_tables(spark: SparkSession, database: str, output: str, names: list[str], fmt: str) -> list[str]:

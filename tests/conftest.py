@@ -45,23 +45,19 @@ def pipeline_run(spark, tmp_path_factory):
 
     Shared by the quality tests and the SQL-example tests, so the pipeline runs once.
     """
-    import argparse
-
-    from sparkdup.config import load_config
-    from sparkdup.groundtruth.generate import generate
-    from sparkdup.jobs import run as pipeline
+    import sparkdup
+    from tools.groundtruth.generate import generate
 
     root = tmp_path_factory.mktemp("pipeline")
-    # 5 classes of 20: enough members per class for neighbour votes to mean something
-    truth = generate(str(root / "data"), n_originals=100, seed=1,
-                     classes=["fruit", "devices", "road_signs", "playing_cards", "animals"])
+    # the generator's default classes for 100 pictures (9 classes of ~12, one of them 10x
+    # smaller; look-alike sets of game sprites, icon themes, flags and rotated signs; sibling
+    # classes for flipped labels), and one anomaly cluster of each type
+    truth = generate(str(root / "data"), n_originals=100, seed=1, anomaly_clusters=4)
     out = str(root / "out")
-    cfg = load_config(overrides=["ingest.layout=split/label", "output.database=sparkdup_test"])
-    args = argparse.Namespace(input=str(root / "data" / "images"), manifest=None, layout="split/label",
-                              output=out, model=None, batch_size=None, backend=None, k=None,
-                              duplicate_similarity=None)
-    counts = pipeline.run(spark, cfg, args, "test-run")
-    return out, truth, counts
+    # Through the notebook API, on the test session: the CLI is a thin layer over it.
+    result = sparkdup.run(str(root / "data" / "images"), out, spark=spark, run_id="test-run",
+                          settings={"ingest.layout": "split/label", "output.database": "sparkdup_test"})
+    return out, truth, result.counts
 
 
 @pytest.fixture(scope="session")

@@ -46,3 +46,37 @@ def test_manifest_without_label_column(spark, tmp_path):
     ingest.run(spark, load_config(), _args(None, out, manifest=str(tmp_path / "m.csv")), "r")
     rows = read_table(spark, str(out), "images").toPandas()
     assert len(rows) == 2 and rows["label"].isna().all() and (rows["status"] == "ok").all()
+
+
+def test_interrupted_run_leaves_tables_naming_their_run(spark, tmp_path):
+    """A run that dies in ingest keeps the previous `images`; provenance names the run and
+    stage it came from; leftover checkpoints of dead runs are removed by the next run."""
+    import argparse as ap
+
+    from sparkdup.jobs import ingest
+    from sparkdup.preflight import release_output
+    from sparkdup.runs import provenance
+    from sparkdup.stage import run_stage
+
+    (tmp_path / "in").mkdir()
+    for i, src in enumerate(real_pngs(OPENCLIPART, 2, seed=21)):
+        shutil.copy(src, tmp_path / "in" / f"{i}.png")
+    out = tmp_path / "out"
+    args = ap.Namespace(input=str(tmp_path / "in"), manifest=None, layout=None, output=str(out), glob=None)
+    run_stage(ingest, spark, load_config(), args, "first")
+    release_output(str(out))
+    (out / "_checkpoints" / "dead-run-uuid").mkdir(parents=True)
+
+    def dies(*_a, **_k):
+        raise KeyboardInterrupt  # stands for a run killed while reading images
+    original, ingest.write_table = ingest.write_table, dies
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_stage(ingest, spark, load_config(), args, "second")
+    finally:
+        ingest.write_table = original
+        release_output(str(out))
+    assert not (out / "_checkpoints" / "dead-run-uuid").exists()
+    assert set(read_table(spark, str(out), "images").toPandas()["run_id"]) == {"first"}
+    (images,) = [p for p in provenance(spark, str(out)) if p["table"] == "images"]
+    assert images["run_id"] == "first" and images["stage"] == "ingest" and images["started_at"] is not None

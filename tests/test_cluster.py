@@ -51,7 +51,7 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dataset(work):
-    from sparkdup.groundtruth.generate import generate
+    from tools.groundtruth.generate import generate
 
     generate(str(work / "data"), n_originals=24, seed=3, classes=["fruit", "devices", "animals"])
     return str(work / "data" / "images")

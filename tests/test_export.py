@@ -1,24 +1,23 @@
 """export: the curated set leaves out what the findings say, and trains from petastorm."""
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 import pytest
 from deltalake import DeltaTable
 
-from sparkdup.config import load_config
-from sparkdup.jobs import export
+import sparkdup
 
 
 @pytest.fixture(scope="module")
 def exported(spark, pipeline_run, tmp_path_factory):
     out, truth, _ = pipeline_run
     dest = str(tmp_path_factory.mktemp("export"))
-    cfg = load_config(overrides=["export.drop_flags=[dark, bright, tiny]"])
-    counts = export.run(spark, cfg, argparse.Namespace(output=out, to=dest), "export-run")
-    return out, dest, counts
+    result = sparkdup.export(out, dest, spark=spark, run_id="export-run",
+                             settings={"export.drop_flags": ["dark", "bright", "tiny"],
+                                       "output.database": "sparkdup_export_test"})
+    return out, dest, result.counts
 
 
 def _delta(out, name):
@@ -38,6 +37,14 @@ def test_curated_leaves_out_what_the_findings_say(exported):
     # every group still has its representative, unless a rule above removed it
     assert set(groups.loc[groups.is_representative, "image_id"]) & kept
     assert counts["curated"] == len(curated) > 0
+
+
+def test_curated_is_registered_where_export_writes_it(spark, exported):
+    out, dest, counts = exported
+    location = spark.sql("DESCRIBE DETAIL sparkdup_export_test.curated").first()["location"]
+    assert location.rstrip("/").endswith(dest.rstrip("/") + "/curated")
+    assert spark.table("sparkdup_export_test.curated").count() == counts["curated"]
+    assert spark.table("sparkdup_export_test.images").count() > 0  # the result tables stay under --output
 
 
 def test_petastorm_dataset_reads_into_tensorflow_repeatedly(spark, exported, tmp_path):

@@ -1,4 +1,4 @@
-"""The ground-truth generator and scorer (no Spark; a few seconds)."""
+"""The ground-truth generator and scorer (tools/groundtruth; no Spark; a few seconds)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sparkdup.groundtruth.generate import BROKEN_REASONS, COLUMNS, KINDS, generate
-from sparkdup.groundtruth.score import load_tables, main as score_main, normalize_path, score
+from tools.groundtruth import images
+from tools.groundtruth.generate import BROKEN_REASONS, COLUMNS, KINDS, generate, summarize
+from tools.groundtruth.plan import ANOMALY_TYPES, TRANSFORMS, plan
+from tools.groundtruth.score import load_tables, main as score_main, normalize_path, score, to_markdown
+from tools.groundtruth.sources import CLASS_BY_LABEL, CLASSES, list_candidates, siblings
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/usr/share/openclipart/png") or not os.path.isdir("/usr/share/icons/oxygen/base"),
@@ -19,12 +22,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 N = 40
+# every hard case in a small set: all four anomaly cluster types, several rotated symbols,
+# enough flips to check the sibling share
+SETTINGS = dict(anomaly_clusters=4, rotated_fraction=0.5, flipped_fraction=0.1)
+PICTURES = ["original", "lookalike", "flipped_label"]
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     out = tmp_path_factory.mktemp("gt_a")
-    return out, generate(str(out), N, seed=7)
+    return out, generate(str(out), N, seed=7, **SETTINGS)
 
 
 def _sha(path: str) -> str:
@@ -63,26 +70,76 @@ def test_table_shape_and_files(dataset):
 def test_proportions(dataset):
     _, gt = dataset
     kinds = gt["kind"].value_counts()
-    assert kinds["original"] + kinds.get("flipped_label", 0) == N
-    for kind in ("exact_copy", "near_duplicate", "broken", "outlier", "flipped_label"):
+    pictures = gt[gt.kind.isin(PICTURES)]
+    assert (~pictures["variant"].isin(TRANSFORMS)).sum() == N  # the drawn pictures; rotations come on top
+    for kind in ("exact_copy", "near_duplicate", "broken", "outlier", "flipped_label", "lookalike", "original"):
         assert kinds.get(kind, 0) >= 2, kind
     assert set(gt.loc[gt.kind == "broken", "broken_reason"]) == set(BROKEN_REASONS)
     assert set(gt["split"]) == {"train", "val"}
-    originals = gt[gt.kind.isin(["original", "flipped_label"])]
-    assert originals["true_label"].nunique() >= 4
-    # families cross splits (leaks), and oxygen multi-size sets are there
+    assert pictures["true_label"].nunique() >= 6
+    # families cross splits (leaks), and multi-size icon sets are there
     fam = gt[gt.kind != "broken"].groupby("source_id")["split"].nunique()
     assert (fam > 1).sum() >= 2
     assert gt["variant"].str.startswith("size").any()
-    # the outliers are different photos
+    # the single foreign outliers are different photos
     outl = gt[gt.kind == "outlier"]
-    assert outl["variant"].is_unique and outl["true_label"].isna().all()
+    assert outl["true_label"].isna().all()
+    singles = outl[outl.anomaly_cluster.isna() & (outl.anomaly_type == "foreign")]
+    assert len(singles) >= 1 and singles["variant"].is_unique
 
 
+def test_lookalike_sets(dataset):
+    """Look-alikes are pictures of their own (own family), several per set, from game
+    sprites, icon themes, flags and generated rotations."""
+    _, gt = dataset
+    la = gt[gt.kind == "lookalike"]
+    assert la["lookalike_set"].notna().all() and la["source_id"].is_unique
+    sizes = la.groupby("lookalike_set").size()
+    assert (sizes >= 2).sum() >= 3, sizes
+    sets = set(la["lookalike_set"])
+    assert any(s.startswith("supertux_") for s in sets) and any(s.startswith("papirus_") for s in sets)
+    assert "freeciv_flags" in sets
+    rotated = la[la["variant"].isin(TRANSFORMS)]
+    assert len(rotated) >= 1
+    for _, r in rotated.iterrows():  # in the set of the picture it was made from, as another picture
+        mates = gt[(gt.lookalike_set == r.lookalike_set) & (gt.source_id != r.source_id)]
+        assert len(mates) >= 1 and r.content_sha256 not in set(mates["content_sha256"])
+    # regular originals carry no set; copies of a look-alike carry their family's set
+    assert gt.loc[gt.kind == "original", "lookalike_set"].isna().all()
+    for sid, fam in gt[gt.kind.isin(["exact_copy", "near_duplicate"])].groupby("source_id"):
+        head = gt[(gt.source_id == sid) & gt.kind.isin(["original", "lookalike"])].iloc[0]
+        assert (fam["lookalike_set"].fillna("") == (head.lookalike_set or "")).all()
+
+
+def test_anomaly_clusters(dataset):
+    _, gt = dataset
+    outl = gt[gt.kind == "outlier"]
+    assert outl["anomaly_type"].isin(ANOMALY_TYPES).all()
+    clusters = outl.dropna(subset=["anomaly_cluster"]).groupby("anomaly_cluster")
+    assert len(clusters) == 4
+    assert set(clusters["anomaly_type"].first()) == set(ANOMALY_TYPES)
+    for cid, c in clusters:
+        assert 2 <= len(c) <= 5 and c["anomaly_type"].nunique() == 1 and c["split"].nunique() == 1, cid
+        atype = c["anomaly_type"].iloc[0]
+        # a blank colour or a photo repeated is one picture; noise images and pages are each their own
+        assert c["source_id"].nunique() == (1 if atype in ("blank", "foreign") else len(c)), cid
+    assert outl["anomaly_cluster"].isna().sum() >= 3  # singles besides the clusters
+    for _, r in outl[outl.anomaly_type == "blank"].iterrows():
+        with Image.open(_fs_path(r.path)) as im:
+            assert np.asarray(im.convert("L"), np.float32).std() < 2.0
+
+
+def test_small_classes_and_class_count(dataset):
+    _, gt = dataset
+    per_class = gt[gt.kind.isin(PICTURES) & ~gt.variant.isin(TRANSFORMS)]["true_label"].value_counts()
+    assert len(per_class) == 9  # the default classes for 40 pictures, the small one included
+    assert per_class.min() * 4 <= per_class.max(), per_class
+    assert len(CLASSES) >= 100
+    assert sum(1 for c in CLASSES if list_candidates(c)) >= 100
 def test_exact_copies_are_byte_identical(dataset):
     _, gt = dataset
     for _, copy in gt[gt.kind == "exact_copy"].iterrows():
-        fam = gt[(gt.source_id == copy.source_id) & (gt.kind == "original")]
+        fam = gt[(gt.source_id == copy.source_id) & gt.kind.isin(["original", "lookalike"])]
         assert len(fam) == 1
         orig = fam.iloc[0]
         assert Path(_fs_path(copy.path)).read_bytes() == Path(_fs_path(orig.path)).read_bytes()
@@ -98,7 +155,7 @@ def test_near_duplicates_are_not_byte_identical(dataset):
             rest = set(others["content_sha256"]) | set(near.drop(index=i)["content_sha256"])
             assert r["content_sha256"] not in rest, (sid, r["variant"])
         if len(near):  # every family with near duplicates has its original
-            assert (fam.kind == "original").sum() == 1
+            assert fam.kind.isin(["original", "lookalike"]).sum() == 1
     # and they decode, as do all non-broken files
     for _, r in gt[gt.kind != "broken"].iterrows():
         with Image.open(_fs_path(r.path)) as im:
@@ -123,34 +180,89 @@ def test_labels(dataset):
     flipped = gt[gt.kind == "flipped_label"]
     assert (flipped.given_label != flipped.true_label).all()
     assert flipped["true_label"].notna().all()
+    assert len(flipped) == 4  # 10 % of 40
+    assert flipped["flipped_to_sibling"].sum() * 2 >= len(flipped)
+    for _, r in flipped.iterrows():
+        assert bool(r.flipped_to_sibling) == (r.given_label in siblings(r.true_label, list(CLASS_BY_LABEL)))
+    assert gt.loc[gt.kind != "flipped_label", "flipped_to_sibling"].isna().all()
     # flipped originals have no duplicates
     assert not gt[gt.kind != "flipped_label"]["source_id"].isin(flipped["source_id"]).any()
-    fam = gt[gt.kind.isin(["original", "exact_copy", "near_duplicate"])]
+    fam = gt[gt.kind.isin(["original", "lookalike", "exact_copy", "near_duplicate"])]
     assert (fam.given_label == fam.true_label).all()
 
 
 def test_deterministic_per_seed(dataset, tmp_path):
     out, gt = dataset
-    again = generate(str(tmp_path / "b"), N, seed=7)
+    again = generate(str(tmp_path / "b"), N, seed=7, **SETTINGS)
     cols = [c for c in COLUMNS if c != "path"]
     pd.testing.assert_frame_equal(gt[cols], again[cols])
     other = generate(str(tmp_path / "c"), 12, seed=8)
     assert set(other["content_sha256"]) != set(gt["content_sha256"])
 
 
-def test_originals_are_distinct(dataset):
-    """No two originals are near-identical thumbnails (the filter's job)."""
-    _, gt = dataset
-    orig = gt[gt.kind.isin(["original", "flipped_label"])]
-    thumbs = []
-    for p in orig["path"]:
+def test_plan_is_pure_and_deterministic(tmp_path):
+    """The plan step writes nothing and gives the same rows for a seed."""
+    before = set(os.listdir(tmp_path))
+    a, b = plan(30, seed=3), plan(30, seed=3)
+    assert a == b and len(a) > 30
+    assert plan(30, seed=4) != a
+    assert set(os.listdir(tmp_path)) == before
+    assert len({r.rel_path for r in a}) == len(a)
+    assert {r.kind for r in a} >= {"original", "lookalike", "outlier", "broken"}
+
+
+def test_near_duplicate_edits():
+    """Each edit keeps the picture (same content, mild change) and changes the bytes."""
+    img = Image.new("RGB", (200, 160), "white")
+    img.paste((200, 30, 30), (20, 20, 120, 100))
+    img.paste((30, 60, 200), (100, 60, 180, 140))
+    base = images.encode(img, "PNG")
+    edits = [
+        {"op": "jpeg", "quality": 40}, {"op": "resize", "factor": 0.6}, {"op": "resize", "factor": 1.5},
+        {"op": "crop", "keep": 0.85, "x": 1.0, "y": 0.0}, {"op": "brightness", "factor": 0.9},
+        {"op": "watermark", "text": "(c) 2024", "corner": 3}, {"op": "format", "to": "WEBP"},
+        {"op": "mode", "to": "RGBA"}, {"op": "mode", "to": "P"}, {"op": "mode", "to": "L"},
+    ]
+    thumb = np.asarray(img.convert("L").resize((16, 16), Image.BOX), np.float32) / 255
+    for edit in edits:
+        data, _ = images.near_variant(img, "PNG", edit)
+        assert data != base, edit
+        with Image.open(__import__("io").BytesIO(data)) as im:
+            im.load()
+            t = np.asarray(im.convert("L").resize((16, 16), Image.BOX), np.float32) / 255
+            if edit["op"] == "mode":
+                assert im.mode == edit["to"]
+            if edit["op"] == "crop":
+                assert im.size == (170, 136)
+        if edit["op"] != "crop":
+            assert np.sqrt(((t - thumb) ** 2).mean()) < 0.08, edit
+
+
+def _thumbs(paths, side=16) -> np.ndarray:
+    out = []
+    for p in paths:
         with Image.open(_fs_path(p)) as im:
-            thumbs.append(np.asarray(im.convert("L").resize((16, 16), Image.BOX), np.float32) / 255)
-    t = np.stack(thumbs).reshape(len(thumbs), -1)
+            out.append(np.asarray(im.convert("L").resize((side, side), Image.BOX), np.float32).ravel() / 255)
+    return np.stack(out)
+
+
+def test_originals_are_distinct(dataset):
+    """No two regular originals are near-identical thumbnails (the filter's job); no two
+    look-alikes of one set are the same frame."""
+    _, gt = dataset
+    orig = gt[gt.kind.isin(PICTURES) & gt.lookalike_set.isna()]
+    t = _thumbs(orig["path"])
     d = np.sqrt(((t[:, None, :] - t[None, :, :]) ** 2).mean(-1))
     np.fill_diagonal(d, 1.0)
     assert d.min() > 0.03
     assert orig["source_file"].is_unique
+    for set_id, members in gt[gt.kind.isin(PICTURES) & gt.lookalike_set.notna()].groupby("lookalike_set"):
+        if len(members) < 2:
+            continue
+        t = _thumbs(members["path"], 32)
+        d = np.sqrt(((t[:, None, :] - t[None, :, :]) ** 2).mean(-1))
+        np.fill_diagonal(d, 1.0)
+        assert d.min() > 0.01, set_id
 
 
 # ----------------------------------------------------------------------------------------
@@ -249,6 +361,10 @@ def test_perfect_tables_score_one(dataset):
     byv = res["near_duplicates_by_variant"]
     assert "copy" in byv and any(v.startswith("size") for v in byv)
     assert all(m["recall"] == 1.0 and m["pairs"] > 0 for m in byv.values())
+    assert res["wrong_pairs"]["wrong_pairs"] == 0 and res["exact_pairs_grouped"]["recall"] == 1.0
+    assert res["outliers"]["all_blank_noise_in_top_n"] and res["outliers"]["blank_noise"] >= 2
+    fl = res["flipped_labels"]
+    assert fl["sibling_flips"] >= 2 and fl["sibling_hits"] == fl["sibling_flips"]
 
 
 def test_one_group_per_family_counts_exact_pairs_only_in_exact_groups(dataset):
@@ -308,6 +424,85 @@ def test_corrupted_tables_score_lower(dataset):
     assert empty["outliers"]["precision_at_n"] == 0.0
     # missing tables: None
     assert score(gt, {})["leaks"] is None
+
+
+def _tiny_truth() -> pd.DataFrame:
+    cols = ["path", "kind", "variant", "source_id", "split", "given_label", "true_label", "content_sha256",
+            "lookalike_set", "anomaly_cluster", "anomaly_type", "flipped_to_sibling"]
+    rows = [
+        ("a1", "original", "original", "s1", "train", "cat", "cat", "h1", None, None, None, None),
+        ("a2", "exact_copy", "copy", "s1", "val", "cat", "cat", "h1", None, None, None, None),
+        ("a3", "near_duplicate", "jpeg40", "s1", "train", "cat", "cat", "h3", None, None, None, None),
+        ("b1", "lookalike", "original", "s2", "train", "dog", "dog", "h4", "L1", None, None, None),
+        ("b2", "lookalike", "original", "s3", "train", "dog", "dog", "h5", "L1", None, None, None),
+        ("b3", "lookalike", "original", "s4", "val", "dog", "dog", "h6", "L1", None, None, None),
+        ("c1", "original", "original", "s5", "train", "cat", "cat", "h7", None, None, None, None),
+        ("c2", "near_duplicate", "crop", "s5", "val", "cat", "cat", "h8", None, None, None, None),
+        ("n1", "outlier", "noise", "s6", "train", "cat", None, "h9", None, "A1", "noise", None),
+        ("n2", "outlier", "noise", "s7", "train", "dog", None, "h10", None, "A1", "noise", None),
+        ("k1", "outlier", "blank", "s8", "val", "dog", None, "h11", None, None, "blank", None),
+        ("f1", "flipped_label", "original", "s9", "train", "dog", "cat", "h12", None, None, None, True),
+        ("f2", "flipped_label", "original", "s10", "train", "cat", "dog", "h13", None, None, None, False),
+        ("x1", "broken", "zero_byte", "b0", "train", "cat", None, "h14", None, None, None, None),
+    ]
+    gt = pd.DataFrame(rows, columns=cols)
+    gt["path"] = "file:/d/" + gt["path"] + ".png"
+    return gt
+
+
+def test_scorer_arithmetic_on_a_tiny_table():
+    gt = _tiny_truth()
+    P = lambda *names: [f"file:/d/{n}.png" for n in names]  # noqa: E731
+    groups = pd.DataFrame(
+        [(1, p, "near", h) for p, h in zip(P("a1", "a2", "a3"), ("h1", "h1", "h3"))]
+        + [(2, p, "near", "") for p in P("b1", "b2", "b3", "c1")]
+        + [(3, p, "near", "") for p in P("n1", "n2")]
+        + [(4, p, "exact", "h1") for p in P("a1", "a2")],
+        columns=["group_id", "path", "kind", "content_hash"])
+    leaks = pd.DataFrame({"path_a": P("a1", "b1"), "path_b": P("a2", "b3")})
+    ranked = P("n1", "b1", "k1", "n2", "a1", "c1")
+    outliers = pd.DataFrame({"path": ranked, "rank": range(1, len(ranked) + 1)})
+    issues = pd.DataFrame({
+        "path": P("a1", "f1", "b1", "f2"), "rank": [0, 1, 2, 3],
+        "issue": ["mixed_duplicate_group", "neighbor_vote", "confident_learning,neighbor_vote", "confident_learning"],
+        "suggested_label": ["dog", "cat", "cat", "cat"]})
+    images_t = pd.DataFrame({"path": gt["path"], "status": np.where(gt.kind == "broken", "broken", "ok")})
+    images_t.loc[2, "status"] = "unsupported"  # a3 wrongly flagged
+    res = score(gt, {"duplicate_groups": groups, "leaks": leaks, "outliers": outliers, "label_issues": issues,
+                     "images": images_t})
+
+    nd = res["near_duplicates"]  # true: 3 pairs of s1 + 1 of s5; predicted: 3 + 6 + 1 unique pairs
+    assert (nd["true"], nd["predicted"], nd["correct"]) == (4, 10, 3)
+    assert nd["precision"] == pytest.approx(0.3) and nd["recall"] == pytest.approx(0.75)
+    assert {v: m["found"] for v, m in res["near_duplicates_by_variant"].items()} == {"copy": 1, "jpeg40": 1, "crop": 0}
+    wp = res["wrong_pairs"]
+    assert (wp["wrong_pairs"], wp["lookalike"], wp["anomaly_cluster"], wp["other"]) == (7, 3, 1, 3)
+    assert wp["by_lookalike_set"] == {"L1": 3}
+    assert res["exact_pairs_grouped"] == {"pairs": 1, "found": 1, "recall": 1.0}
+    assert res["exact_duplicates"]["precision"] == 1.0 and res["exact_duplicates"]["recall"] == 1.0
+    assert res["largest_group"] == {"size": 4, "families": 4}
+    lk = res["leaks"]  # true: a1-a2, a3-a2, c1-c2
+    assert (lk["true"], lk["predicted"], lk["correct"]) == (3, 2, 1)
+    br = res["broken"]
+    assert br["precision"] == 0.5 and br["recall"] == 1.0
+    ol = res["outliers"]  # N = 3; top 3: n1, b1, k1
+    assert ol["n"] == 3 and ol["hits"] == 2 and ol["precision_at_n"] == pytest.approx(2 / 3)
+    assert ol["average_precision"] == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
+    assert ol["by_type"] == {"blank": {"n": 1, "in_top_n": 1}, "noise": {"n": 2, "in_top_n": 1}}
+    assert (ol["blank_noise"], ol["blank_noise_in_top_n"], ol["all_blank_noise_in_top_n"]) == (3, 2, False)
+    fl = res["flipped_labels"]  # mixed-group row left out: ranking f1, b1, f2; N = 2
+    assert fl["n"] == 2 and fl["hits"] == 1 and fl["precision_at_n"] == 0.5
+    assert fl["suggested_label_accuracy"] == 1.0
+    assert (fl["sibling_flips"], fl["sibling_hits"]) == (1, 1)
+    text = to_markdown(res)
+    assert "| L1 | 3 |" in text and "Largest predicted group: 4 files from 4 families." in text
+    assert "Blank and noise images in the top N: 2 of 3 (not all)." in text
+
+
+def test_summary_names_every_hard_class(dataset):
+    _, gt = dataset
+    text = summarize(gt)
+    assert "look-alike sets:" in text and "into a sibling class" in text and "in 4 clusters" in text
 
 
 def test_path_spellings():

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from conftest import OPENCLIPART, OXYGEN, real_pngs
 from imagefiles import make_bad_folder
 from sparkdup.config import load_config
-from sparkdup.errors import ConfigError
+from sparkdup.errors import ConfigError, InputError
 from sparkdup.jobs.ingest import build_images
 from sparkdup.tables import read_table, write_table
 
@@ -147,12 +147,12 @@ def test_file_that_vanishes_before_reading_is_unreadable(spark, tmp_path):
 
 
 def test_user_errors_are_clear(spark, tmp_path):
-    with pytest.raises(ConfigError, match="input not found"):
+    with pytest.raises(InputError, match="input not found"):
         build_images(spark, load_config(), str(tmp_path / "nope"), None, "r")
-    with pytest.raises(ConfigError, match="manifest not found"):
+    with pytest.raises(InputError, match="manifest not found"):
         build_images(spark, load_config(), None, str(tmp_path / "nope.csv"), "r")
     (tmp_path / "m.csv").write_text("file,label\na.png,x\n")
-    with pytest.raises(ConfigError, match="no 'path' column"):
+    with pytest.raises(InputError, match="no 'path' column"):
         build_images(spark, load_config(), None, str(tmp_path / "m.csv"), "r")
     with pytest.raises(ConfigError, match="unknown setting 'ingest.flagz'"):
         load_config(overrides=["ingest.flagz=1"])
@@ -186,6 +186,6 @@ def test_glob_input(spark, tmp_path):
         shutil.copy(src, tmp_path / f"{i}.png")
     shutil.copy(tmp_path / "0.png", tmp_path / "0.jpeg.bak")
     (tmp_path / "empty.png").write_bytes(b"")
-    df = build_images(spark, load_config(), str(tmp_path / "*.png"), None, "r").toPandas().set_index("path")
+    df = build_images(spark, load_config(), str(tmp_path / "*.png"), None, "r", glob=True).toPandas().set_index("path")
     assert sorted(os.path.basename(p) for p in df.index) == ["0.png", "1.png", "2.png", "empty.png"]
     assert df.loc[_uri(tmp_path / "empty.png"), "status"] == "empty"

@@ -11,7 +11,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Source folder -> package inside the zip, as setup.py's package_dir says.
 MAPPING = {"sparkdup": "sparkdup", "jobs": "sparkdup/jobs", "udfs": "sparkdup/udfs", "conf": "sparkdup/conf",
-           "sparkdup/models": "sparkdup/models", "sparkdup/groundtruth": "sparkdup/groundtruth"}
+           "sparkdup/models": "sparkdup/models", "sparkdup/findings": "sparkdup/findings"}
 
 
 def _expected() -> set[str]:
@@ -35,6 +35,20 @@ def test_zip_holds_every_module_and_settings_file(packaged):
     assert not missing, f"not in the --py-files zip: {sorted(missing)}"
     assert not [n for n in names if "__pycache__" in n or ".dist-info" in n or n.endswith(".pyc")]
     assert {n.split("/")[0] for n in names} == {"sparkdup"}, "the zip must carry sparkdup only"
+
+
+def test_wheel_lists_only_what_a_cluster_runs(packaged):
+    """The wheel holds the runtime packages and nothing else: no evaluation tools
+    (tools/groundtruth needs Debian image folders and scikit-image), no tests, benchmarks
+    or scripts."""
+    with zipfile.ZipFile(packaged["wheel"]) as whl:
+        names = whl.namelist()
+    files = [n for n in names if not n.split("/")[0].endswith(".dist-info")]
+    folders = {os.path.dirname(n) for n in files}
+    assert folders == set(MAPPING.values()), sorted(folders)
+    assert set(files) == _expected(), sorted(set(files) ^ _expected())
+    assert not [n for n in names if "groundtruth" in n or n.startswith(("tools/", "tests/", "benchmarks/", "scripts/"))]
+    assert all(n.endswith((".py", ".yaml")) for n in files), [n for n in files if not n.endswith((".py", ".yaml"))]
 
 
 def test_wheel_matches_zip_and_declares_the_command(packaged):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparkdup.groundtruth.score import load_tables, score
+from tools.groundtruth.score import load_tables, score
 from sparkdup.tables import read_table
 
 

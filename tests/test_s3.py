@@ -60,7 +60,7 @@ def s3():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """A small generated dataset (duplicates, a leak, broken files) and its ground truth."""
-    from sparkdup.groundtruth.generate import generate
+    from tools.groundtruth.generate import generate
 
     root = tmp_path_factory.mktemp("s3data")
     truth = generate(str(root), n_originals=12, seed=3)

@@ -1,7 +1,7 @@
 """Per-batch embedding: fit images to the model's square input, run the model, normalise.
 
-Pure functions, no Spark. The embed job's iterator pandas UDF calls :func:`embed_arrays`
-for each Arrow batch.
+Pure functions, no Spark. The embed job's iterator pandas UDF calls :func:`embed_contents`
+(decode, then :func:`embed_arrays`) for each Arrow batch.
 
 The model is cached in :data:`_MODELS`, a dict at module level in this importable
 module, keyed by model name. A Python worker imports this module once and keeps it, so
@@ -94,12 +94,6 @@ def get_model(model_name: str | None = None):
                 model = registry.load_embedder(key)
                 _MODELS[key] = model
     return model
-
-
-def clear_models() -> None:
-    """Forget the loaded models (tests; freeing memory)."""
-    with _LOCK:
-        _MODELS.clear()
 
 
 def embed_arrays(model_name: str | None, arrays, batch_size: int = 32, method: str = "center_crop") -> np.ndarray:

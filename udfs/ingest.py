@@ -1,6 +1,8 @@
 """The ingest stage's per-batch work: describe each image's bytes (no Spark here)."""
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 
 from sparkdup.udfs.decode import Limits, decode
@@ -22,3 +24,33 @@ def describe_batch(contents: pd.Series, limits: Limits) -> pd.DataFrame:
     """One output row per input, in order, whatever the bytes hold."""
     rows = [describe(data, limits) for data in contents]
     return pd.DataFrame(rows, columns=list(DESCRIBE_COLUMNS))
+
+
+def read_local(raw: bytes, limit: int) -> tuple[bytes | None, str | None]:
+    """(bytes, None) or (None, why not) for a local file given by its raw OS path."""
+    try:
+        with open(raw, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        return None, f"file could not be read (removed while running, or no access): {exc.strerror}"
+    if len(data) > limit:
+        return None, f"file grew over max_file_bytes={limit} while running"
+    return data, None
+
+
+def describe_files(local_paths: pd.Series, limits: Limits) -> pd.DataFrame:
+    """Read each local file (raw OS path bytes) and describe it: one row per input, in order,
+    with `content_hash` (SHA-256 hex, as Spark's sha2(content, 256) writes it) first.
+
+    Reading here rather than through Spark's file source keeps every name the OS holds
+    readable (Spark's reader skips names starting with `_` or `.`), and the bytes go
+    straight from the file to the decoder, not through the JVM and Arrow first."""
+    rows = []
+    for raw in local_paths:
+        data, error = read_local(bytes(raw), limits.max_file_bytes)
+        if data is None:
+            row = dict.fromkeys(DESCRIBE_COLUMNS) | {"status": "unreadable", "error": error}
+            rows.append({"content_hash": None} | row)
+        else:
+            rows.append({"content_hash": hashlib.sha256(data).hexdigest()} | describe(data, limits))
+    return pd.DataFrame(rows, columns=["content_hash", *DESCRIBE_COLUMNS])

@@ -153,19 +153,6 @@ def ensure_built() -> dict[str, str]:
     return cached_paths()
 
 
-def measure_load_seconds(path: str | None = None, repeats: int = 3) -> float:
-    """Best-of-``repeats`` wall time of ``keras.models.load_model`` on the cached model."""
-    import keras
-
-    path = path or cached_paths()["keras"]
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        keras.models.load_model(path, compile=False)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sparkdup.models.build_cache", description=__doc__.split("\n")[0])
     ap.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")

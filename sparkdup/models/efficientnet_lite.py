@@ -199,10 +199,3 @@ def efficientnet_lite0(
     return model
 
 
-def feature_model(model):
-    """The 1280-d feature sub-model of a model built with ``include_top=True``."""
-    import keras
-
-    if not isinstance(model.output, dict):
-        return model
-    return keras.Model(model.input, model.output["features"], name=model.name.replace("lite0", "lite0_features", 1))

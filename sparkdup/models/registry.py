@@ -39,6 +39,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sparkdup.errors import ModelError
+
 log = logging.getLogger("sparkdup")
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -189,35 +191,59 @@ def _split_options(name: str) -> tuple[str, dict[str, str]]:
     return base, opts
 
 
-def resolve(name: str | None = None) -> ModelSpec:
-    """The spec for a model name (see the module docstring); ``None`` means the default."""
-    name = (name or DEFAULT_MODEL).strip()
+def _parse(name: str) -> tuple[str, dict[str, str], str]:
+    """(base, options, kind) of a model name, checked without loading anything; kind is
+    registered | keras | tflite | keras_file | saved_model. Raises ModelError."""
     if name in _REGISTRY:
-        return _REGISTRY[name]
+        return name, {}, "registered"
     base, opts = _split_options(name)
     unknown = set(opts) - {"weights", "size", "preprocess"}
     if unknown:
-        raise ValueError(f"{name}: unknown option(s) {sorted(unknown)}")
+        raise ModelError(f"embedding model '{base}': unknown option(s) {sorted(unknown)} (allowed: weights, size, "
+                         "preprocess)")
+    if "size" in opts and not opts["size"].isdigit():
+        raise ModelError(f"embedding model '{base}': size must be a whole number of pixels")
     if base.startswith("keras:"):
-        return _keras_app_spec(name, base[len("keras:") :], opts)
+        weights = opts.get("weights", "imagenet")
+        if weights.lower() not in ("imagenet", "none") and not os.path.isfile(os.path.expanduser(weights)):
+            raise ModelError(f"embedding model '{base}': weights file not found: {weights}")
+        return base, opts, "keras"
     if "preprocess" in opts and opts["preprocess"] not in PREPROCESSING:
-        raise ValueError(f"{name}: preprocess must be one of {sorted(PREPROCESSING)}")
+        raise ModelError(f"embedding model '{base}': preprocess must be one of {sorted(PREPROCESSING)}")
     path = os.path.expanduser(base)
-    if path.endswith((".tflite", ".keras", ".h5")) and not os.path.isfile(path):
-        raise FileNotFoundError(f"embedding model file {path} not found")
-    if path.endswith(".tflite"):
-        return ModelSpec(name, int(opts.get("size", 0)) or _tflite_input_size(path), opts.get("preprocess", "raw"),
-                         None, _load_tflite_path, source=path)
-    if path.endswith(".keras") or path.endswith(".h5"):
-        return ModelSpec(name, int(opts.get("size", 0)) or _keras_file_input_size(path), opts.get("preprocess", "raw"),
-                         None, _load_keras_file, source=path)
+    if path.endswith((".tflite", ".keras", ".h5")):
+        if not os.path.isfile(path):
+            raise ModelError(f"embedding model file not found: {path}")
+        return path, opts, "tflite" if path.endswith(".tflite") else "keras_file"
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
-        return ModelSpec(name, int(opts.get("size", 0)) or 224, opts.get("preprocess", "raw"), None,
-                         _load_saved_model, source=path)
-    raise ValueError(
-        f"unknown embedding model {name!r}: expected one of {sorted(_REGISTRY)}, 'keras:<ApplicationName>', "
-        "or an existing .keras / .tflite file or SavedModel directory"
-    )
+        return path, opts, "saved_model"
+    raise ModelError(
+        f"unknown embedding model '{base}': expected one of {', '.join(sorted(_REGISTRY))}, "
+        "'keras:<ApplicationName>', or an existing .keras / .tflite file or SavedModel directory")
+
+
+def check_model_name(name: str, setting: str = "embed.model") -> None:
+    """Refuse a model name that cannot resolve, before any work (no model is loaded)."""
+    try:
+        _parse(name.strip())
+    except ModelError as exc:
+        raise ModelError(f"setting '{setting}': {exc}") from None
+
+
+def resolve(name: str | None = None) -> ModelSpec:
+    """The spec for a model name (see the module docstring); ``None`` means the default."""
+    name = (name or DEFAULT_MODEL).strip()
+    base, opts, kind = _parse(name)
+    if kind == "registered":
+        return _REGISTRY[name]
+    if kind == "keras":
+        return _keras_app_spec(name, base[len("keras:") :], opts)
+    size, preprocess = int(opts.get("size", 0)), opts.get("preprocess", "raw")
+    if kind == "tflite":
+        return ModelSpec(name, size or _tflite_input_size(base), preprocess, None, _load_tflite_path, source=base)
+    if kind == "keras_file":
+        return ModelSpec(name, size or _keras_file_input_size(base), preprocess, None, _load_keras_file, source=base)
+    return ModelSpec(name, size or 224, preprocess, None, _load_saved_model, source=base)
 
 
 def load_embedder(name: str | None = None) -> Embedder:

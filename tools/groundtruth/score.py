@@ -1,8 +1,8 @@
 """Score sparkdup's result tables against a generated ground truth.
 
-    python -m sparkdup.groundtruth.score OUT_DIR RESULTS_DIR [--json FILE]
+    python -m tools.groundtruth.score OUT_DIR RESULTS_DIR [--json FILE]
 
-OUT_DIR holds ``ground_truth.parquet`` (from ``sparkdup.groundtruth.generate``), RESULTS_DIR
+OUT_DIR holds ``ground_truth.parquet`` (from ``tools.groundtruth.generate``), RESULTS_DIR
 the result tables, one folder per table (Delta when the folder has ``_delta_log``, else
 Parquet). Images are matched by ``path`` (``file:/abs/path``, as Spark's binaryFile reports
 it; ``file:///abs/path`` and bare ``/abs/path`` are accepted too).
@@ -12,18 +12,27 @@ Metrics (pairwise over image pairs):
 exact_duplicates  true pairs: two files of one source family with identical bytes;
                   predicted: two members of one ``duplicate_groups`` group of kind 'exact'
                   with the same ``content_hash`` (when the table has it)
+exact_pairs_grouped  recall only: the share of byte-identical pairs that share any group
+                  (whatever its kind): a user deleting a group's non-representatives must
+                  never keep both copies
 near_duplicates   true pairs: two files of one source family (any variant);
                   predicted: two members of one group of any kind; also recall per
-                  variant (jpeg70, crop, size48, ...): the share of (duplicate, its
+                  variant (jpeg40, crop, size48, ...): the share of (duplicate, its
                   original) pairs found in one group
+wrong_pairs       the predicted pairs that are not true pairs, by cause: both files in one
+                  ``lookalike_set`` (per set), in one ``anomaly_cluster``, or other
+largest_group     the size of the largest predicted group and how many families it mixes
 leaks             true pairs: two files of one source family in different splits;
                   predicted: ``leaks`` rows (path_a, path_b), unordered
 broken            true: files of kind broken; predicted: ``images.status != 'ok'``
 outliers          precision@N, N = number of true outliers, ranking ``outliers`` by rank
-                  (1 = most unusual); also average precision over the whole ranking
-flipped_labels    precision@N, N = number of flipped labels, ranking ``label_issues`` rows
-                  with issue 'neighbor_vote' by rank; also how often the suggested label
-                  of a hit is the true one
+                  (1 = most unusual); also average precision over the whole ranking, hits
+                  per anomaly type, and whether every blank and noise image is in the top N
+flipped_labels    precision@N, N = number of flipped labels, ranking the ``label_issues``
+                  rows (each path once, at its best rank; rows whose only issue is
+                  'mixed_duplicate_group' left out) by rank; also how often the suggested
+                  label of a hit is the true one, and the hits among flips into a sibling
+                  class
 
 Broken files take part only in the broken metric: they are neither true nor predicted
 members of duplicate or leak pairs. Paths a table reports that the ground truth does not
@@ -156,7 +165,8 @@ def _recall_by_variant(ok: pd.DataFrame, pred: pd.DataFrame) -> dict:
     """For each way a duplicate was made (variant), the share of (duplicate, its original)
     pairs that share a predicted group: {variant: {"pairs", "found", "recall"}}."""
     groups = pred.groupby("path")["group"].agg(set).to_dict()
-    original = ok[ok["kind"] == "original"].drop_duplicates("source_id").set_index("source_id")["path"]
+    firsts = ok[ok["kind"].isin(["original", "lookalike"])]
+    original = firsts.drop_duplicates("source_id").set_index("source_id")["path"]
     dups = ok[ok["kind"].isin(["exact_copy", "near_duplicate"])]
     res: dict = {}
     for variant, rows in dups.groupby("variant"):
@@ -169,6 +179,77 @@ def _recall_by_variant(ok: pd.DataFrame, pred: pd.DataFrame) -> dict:
             found += bool(groups.get(path, set()) & groups.get(orig, set()))
         res[str(variant)] = {"pairs": total, "found": found, "recall": _ratio(found, total)}
     return res
+
+
+def _group_pairs(pred: pd.DataFrame) -> list[tuple[str, str]]:
+    """Unique unordered (a, b) path pairs inside each predicted group."""
+    pairs: set[tuple[str, str]] = set()
+    for _, paths in pred.groupby("group")["path"]:
+        members = sorted(set(paths))
+        for i in range(len(members)):
+            for j in range(i + 1, len(members)):
+                pairs.add((members[i], members[j]))
+    return sorted(pairs)
+
+
+def _wrong_pairs(ok: pd.DataFrame, pred: pd.DataFrame) -> dict:
+    """Predicted pairs of two different pictures, by cause: the same look-alike set, the
+    same anomaly cluster, or anything else."""
+    fam = dict(zip(ok["path"], ok["source_id"]))
+    la = dict(zip(ok["path"], ok["lookalike_set"])) if "lookalike_set" in ok.columns else {}
+    ac = dict(zip(ok["path"], ok["anomaly_cluster"])) if "anomaly_cluster" in ok.columns else {}
+    by_set: dict[str, int] = {}
+    res = {"wrong_pairs": 0, "lookalike": 0, "anomaly_cluster": 0, "other": 0}
+    for a, b in _group_pairs(pred):
+        if fam.get(a) == fam.get(b):
+            continue
+        res["wrong_pairs"] += 1
+        sa, sb = la.get(a), la.get(b)
+        if isinstance(sa, str) and sa == sb:
+            res["lookalike"] += 1
+            by_set[sa] = by_set.get(sa, 0) + 1
+        elif isinstance(ac.get(a), str) and ac.get(a) == ac.get(b):
+            res["anomaly_cluster"] += 1
+        else:
+            res["other"] += 1
+    res["by_lookalike_set"] = dict(sorted(by_set.items(), key=lambda kv: (-kv[1], kv[0])))
+    return res
+
+
+def _exact_pairs_grouped(ok: pd.DataFrame, pred: pd.DataFrame) -> dict:
+    """Byte-identical pairs (any kind) that share at least one predicted group."""
+    groups = pred.groupby("path")["group"].agg(set).to_dict()
+    total = found = 0
+    for _, same in ok.groupby("content_sha256"):
+        paths = sorted(same["path"])
+        for i in range(len(paths)):
+            for j in range(i + 1, len(paths)):
+                total += 1
+                found += bool(groups.get(paths[i], set()) & groups.get(paths[j], set()))
+    return {"pairs": total, "found": found, "recall": _ratio(found, total)}
+
+
+def _largest_group(ok: pd.DataFrame, pred: pd.DataFrame) -> dict:
+    if pred.empty:
+        return {"size": 0, "families": 0}
+    sizes = pred.groupby("group")["path"].nunique()
+    top = sizes.idxmax()
+    fam = dict(zip(ok["path"], ok["source_id"]))
+    members = pred.loc[pred["group"] == top, "path"].unique()
+    return {"size": int(sizes.max()), "families": len({fam.get(p) for p in members})}
+
+
+def _label_issue_rows(issues: pd.DataFrame) -> pd.DataFrame:
+    """label_issues rows that claim a wrong label: all but those whose only issue is
+    'mixed_duplicate_group' (a group-level hint, not a ranking of images)."""
+    if "issue" not in issues.columns:
+        return issues
+
+    def claims(v) -> bool:
+        kinds = [str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else str(v).split(",")
+        return any(k.strip() and k.strip() != "mixed_duplicate_group" for k in kinds)
+
+    return issues[issues["issue"].map(claims).astype(bool)]
 
 
 def _ranked_paths(df: pd.DataFrame) -> list[str]:
@@ -246,8 +327,13 @@ def score(ground_truth: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict:
         out["exact_duplicates"] = _cluster_pair_scores(exact_key, exact_pred)
         out["near_duplicates"] = _cluster_pair_scores(family_key, g[["path", "group"]])
         out["near_duplicates_by_variant"] = _recall_by_variant(ok, g[["path", "group"]])
+        out["wrong_pairs"] = _wrong_pairs(ok, g[["path", "group"]])
+        out["exact_pairs_grouped"] = _exact_pairs_grouped(ok, g[["path", "group"]]) if "content_sha256" in ok.columns else None
+        out["largest_group"] = _largest_group(ok, g[["path", "group"]])
     else:
-        out["exact_duplicates"] = out["near_duplicates"] = out["near_duplicates_by_variant"] = None
+        for name in ("exact_duplicates", "near_duplicates", "near_duplicates_by_variant", "wrong_pairs",
+                     "exact_pairs_grouped", "largest_group"):
+            out[name] = None
 
     # leaks
     leaks = tables.get("leaks")
@@ -293,22 +379,41 @@ def score(ground_truth: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict:
     if outl is not None:
         truth = set(gt.loc[gt["kind"] == "outlier", "path"])
         ranked = [p for p in _ranked_paths(outl) if p in known]
-        out["outliers"] = _precision_at_n(ranked, truth)
+        res = _precision_at_n(ranked, truth)
+        top = set(ranked[: len(truth)])
+        if "anomaly_type" in gt.columns:
+            outl_gt = gt[gt["kind"] == "outlier"]
+            res["by_type"] = {
+                str(t): {"n": len(rows), "in_top_n": int(rows["path"].isin(top).sum())}
+                for t, rows in outl_gt.groupby("anomaly_type")
+            }
+            bn = outl_gt[outl_gt["anomaly_type"].isin(["blank", "noise"])]
+            res["blank_noise_in_top_n"] = int(bn["path"].isin(top).sum())
+            res["blank_noise"] = len(bn)
+            res["all_blank_noise_in_top_n"] = bool(bn["path"].isin(top).all())
+        out["outliers"] = res
     else:
         out["outliers"] = None
 
     # flipped labels
     issues = tables.get("label_issues")
     if issues is not None:
-        votes = issues[issues["issue"].astype(str) == "neighbor_vote"] if "issue" in issues.columns else issues
+        votes = _label_issue_rows(issues)
         truth = set(gt.loc[gt["kind"] == "flipped_label", "path"])
         ranked = [p for p in _ranked_paths(votes) if p in known]
         res = _precision_at_n(ranked, truth)
+        hits = [p for p in ranked[: len(truth)] if p in truth]
         if "suggested_label" in votes.columns:
             true_label = dict(zip(gt["path"], gt["true_label"]))
-            sugg = dict(zip(_norm_series(votes["path"]), votes["suggested_label"]))
-            hits = [p for p in ranked[: len(truth)] if p in truth]
+            best = votes.assign(path=_norm_series(votes["path"])).sort_values("rank", kind="mergesort") \
+                if "rank" in votes.columns else votes.assign(path=_norm_series(votes["path"]))
+            sugg = dict(zip(best["path"][::-1], best["suggested_label"][::-1]))  # the best-ranked row wins
             res["suggested_label_accuracy"] = _ratio(sum(sugg.get(p) == true_label[p] for p in hits), len(hits))
+        if "flipped_to_sibling" in gt.columns:
+            flips = gt[gt["kind"] == "flipped_label"]
+            sib = set(flips.loc[flips["flipped_to_sibling"].astype("boolean").fillna(False).astype(bool), "path"])
+            res["sibling_flips"] = len(sib)
+            res["sibling_hits"] = sum(1 for p in hits if p in sib)
         out["flipped_labels"] = res
     else:
         out["flipped_labels"] = None
@@ -351,6 +456,24 @@ def to_markdown(result: dict) -> str:
             f"| {name} (precision@N, AP {_fmt(m['average_precision'])}) | {_fmt(m['precision_at_n'])} | "
             f"{_fmt(_ratio(m['hits'], m['n']))} | {m['n']} | {min(m['n'], m['ranked'])} | {m['hits']} |"
         )
+    ex = result.get("exact_pairs_grouped")
+    if ex:
+        lines.append(f"| exact pairs in one group (pairs) | | {_fmt(ex['recall'])} | {ex['pairs']} | | {ex['found']} |")
+    lg = result.get("largest_group")
+    if lg:
+        lines.append("")
+        lines.append(f"Largest predicted group: {lg['size']} files from {lg['families']} families.")
+    wp = result.get("wrong_pairs")
+    if wp:
+        lines.append("")
+        lines.append(f"Wrong pairs (different pictures in one group): {wp['wrong_pairs']} — same look-alike set "
+                     f"{wp['lookalike']}, same anomaly cluster {wp['anomaly_cluster']}, other {wp['other']}.")
+        if wp["by_lookalike_set"]:
+            lines.append("")
+            lines.append("| look-alike set | wrong pairs |")
+            lines.append("|---|---:|")
+            for name, n in list(wp["by_lookalike_set"].items())[:15]:
+                lines.append(f"| {name} | {n} |")
     byv = result.get("near_duplicates_by_variant")
     if byv:
         lines.append("")
@@ -358,10 +481,22 @@ def to_markdown(result: dict) -> str:
         lines.append("|---|---:|---:|---:|")
         for v, m in sorted(byv.items()):
             lines.append(f"| {v} | {m['pairs']} | {m['found']} | {_fmt(m['recall'])} |")
+    ol = result.get("outliers")
+    if ol and "by_type" in ol:
+        lines.append("")
+        lines.append("| anomaly type | outliers | in the top N |")
+        lines.append("|---|---:|---:|")
+        for t, m in sorted(ol["by_type"].items()):
+            lines.append(f"| {t} | {m['n']} | {m['in_top_n']} |")
+        lines.append("")
+        lines.append(f"Blank and noise images in the top N: {ol['blank_noise_in_top_n']} of {ol['blank_noise']}"
+                     f" ({'all' if ol['all_blank_noise_in_top_n'] else 'not all'}).")
     fl = result.get("flipped_labels")
     if fl and "suggested_label_accuracy" in fl:
         lines.append("")
         lines.append(f"Suggested label right for {_fmt(fl['suggested_label_accuracy'])} of the flipped labels found.")
+    if fl and "sibling_flips" in fl:
+        lines.append(f"Flips into a sibling class: {fl['sibling_flips']}, of which in the top N: {fl['sibling_hits']}.")
     diag = result.get("diagnostics", {})
     notes = {k: v for k, v in diag.items() if k != "files" and v}
     if notes:
@@ -372,7 +507,7 @@ def to_markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m sparkdup.groundtruth.score",
+        prog="python -m tools.groundtruth.score",
         description="Score sparkdup result tables against a generated ground truth.",
     )
     p.add_argument("out_dir", help="folder holding ground_truth.parquet")
