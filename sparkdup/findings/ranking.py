@@ -33,14 +33,14 @@ def add_rank(df: DataFrame, score: str, tie: str, descending: bool = True,
     n = df.count() if total is None else total
     if n == 0:
         return df.withColumn("rank", F.lit(None).cast("int")).withColumn("percentile", F.lit(None).cast("double"))
-    buckets = max(1, math.ceil(n / rows_per_bucket))
-    bounds: list[float] = []
-    if buckets > 1:
-        probs = [i / buckets for i in range(1, buckets)]
-        bounds = sorted(set(df.approxQuantile(score, probs, 1.0 / (4 * buckets))))
+    # at least two buckets: a constant bucket would be folded away by the optimizer and
+    # leave exactly the unpartitioned window this module avoids
+    buckets = max(2, math.ceil(n / rows_per_bucket))
+    probs = [i / buckets for i in range(1, buckets)]
+    bounds = sorted(set(df.approxQuantile(score, probs, 1.0 / (4 * buckets))))
     s = F.col(score)
     # position of the score among the bounds; in descending order the best bucket is 0
-    above = F.size(F.filter(F.array(*[F.lit(float(b)) for b in bounds]), lambda b: b < s)) if bounds else F.lit(0)
+    above = F.size(F.filter(F.array(*[F.lit(float(b)) for b in bounds]).cast("array<double>"), lambda b: b < s))
     bucket = (F.lit(len(bounds)) - above) if descending else above
     with_bucket = df.withColumn(_BUCKET, bucket.cast("int"))
     counts = dict(with_bucket.groupBy(_BUCKET).count().collect())
