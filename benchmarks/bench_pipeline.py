@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
+
+import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import REPO, copy_real_images, machine, update_benchmarks_md  # noqa: E402
@@ -22,13 +26,23 @@ from common import REPO, copy_real_images, machine, update_benchmarks_md  # noqa
 SPARKDUP = os.path.join(os.path.dirname(sys.executable), "sparkdup")
 
 
-def run_pipeline(src: str, out: str, *extra: str) -> float:
+def run_pipeline(src: str, out: str, *extra: str, log: list | None = None) -> float:
     start = time.time()
     proc = subprocess.run([SPARKDUP, "run", src, "--output", out, "--set", "spark.master=local[2]", *extra],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(proc.stderr[-4000:])
+    if log is not None:
+        log.append(proc.stderr)
     return time.time() - start
+
+
+def analyze_step_seconds(stderr: str) -> dict[str, float]:
+    """Wall seconds of each analyze step, from the timestamps of its 'analyze: <step>' log
+    lines (a step lasts until the next line)."""
+    stamps = [(datetime.strptime(m.group(1), "%H:%M:%S"), m.group(2).split(" (")[0])
+              for m in re.finditer(r"^(\d\d:\d\d:\d\d) sparkdup INFO analyze: (.*)$", stderr, flags=re.M)]
+    return {name: (nxt - at).total_seconds() % 86400 for (at, name), (nxt, _) in zip(stamps, stamps[1:])}
 
 
 def timing(sizes: list[int]) -> str:
@@ -50,12 +64,18 @@ def quality(originals: int, seed: int) -> str:
     # tools.groundtruth lives in the checkout, not in the installed package: run it from the repo root
     subprocess.run([sys.executable, "-m", "tools.groundtruth.generate", data, "--originals", str(originals),
                     "--seed", str(seed)], check=True, capture_output=True, cwd=REPO)
-    seconds = run_pipeline(os.path.join(data, "images"), out, "--layout", "split/label")
+    log: list[str] = []
+    seconds = run_pipeline(os.path.join(data, "images"), out, "--layout", "split/label", log=log)
     table = subprocess.run([sys.executable, "-m", "tools.groundtruth.score", data, out],
                            check=True, capture_output=True, text=True, cwd=REPO).stdout
-    return (f"### Quality against ground truth ({originals} originals, seed {seed})\n\n"
+    files = len(pd.read_parquet(os.path.join(data, "ground_truth.parquet")))
+    steps = analyze_step_seconds(log[0])
+    per_k = ", ".join(f"{name}: {sec / files * 1000:.0f} s" for name, sec in steps.items()
+                      if name.startswith(("outliers", "label issues")))
+    return (f"### Quality against ground truth ({originals} originals, {files} files, seed {seed})\n\n"
             f"Command: `python benchmarks/bench_pipeline.py --quality {originals} --seed {seed} --write` "
-            f"(default settings; pipeline took {seconds:.0f} s)\n\n{table.strip()}")
+            f"(default settings; pipeline took {seconds:.0f} s; wall seconds per 1,000 files, {per_k}; "
+            f"machine: {machine()})\n\n{table.strip()}")
 
 
 def main() -> None:

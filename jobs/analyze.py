@@ -3,8 +3,10 @@
 Extract: `images`, `embeddings`, `neighbors`. Transform: candidate neighbour pairs
 verified on executors (aligned thumbnails), connected components over the verified links
 (GraphFrames when its jar is loaded, else sparkdup.graph's own implementations) split into
-stars around each representative, degree statistics and neighbour similarities for outliers,
-cross-split pairs for leaks, similarity-weighted label votes. Load: `duplicate_pairs`, `duplicate_groups`,
+stars around each representative; robust z-scores of neighbour distances and pixel
+evidence for outliers; cross-split pairs for leaks; confident learning on cross-fitted
+MLlib class probabilities plus neighbour votes for label issues. Load: `duplicate_pairs`,
+`duplicate_groups`,
 `outliers`, `leaks`, `label_issues`.
 
 Every transform is a function of DataFrames and settings in sparkdup.findings (one module per
@@ -49,12 +51,13 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     log.info("analyze: duplicate groups (components of verified pairs split into stars)")
     write_table(duplicate_groups(images, pairs, an).select("*", stamp), out, "duplicate_groups", fmt)
     groups = read_table(spark, out, "duplicate_groups")
-    log.info("analyze: outliers (kNN similarity and graph degree)")
-    write_table(outliers(images, neighbors, an).select("*", stamp), out, "outliers", fmt)
+    log.info("analyze: outliers (k-th neighbour distance, within-label distance, pixel evidence)")
+    write_table(outliers(images, neighbors, embeddings, an).select("*", stamp), out, "outliers", fmt)
     log.info("analyze: leaks between splits")
     write_table(leaks(groups, embeddings).select("*", stamp), out, "leaks", fmt)
-    log.info("analyze: label issues (neighbour votes, mixed duplicate groups)")
-    write_table(label_issues(images, neighbors, groups, an).select("*", stamp), out, "label_issues", fmt)
+    log.info("analyze: label issues (cross-fitted MLlib classifier + confident learning, neighbour votes, "
+             "mixed duplicate groups)")
+    write_table(label_issues(images, neighbors, embeddings, groups, an).select("*", stamp), out, "label_issues", fmt)
     counts = {
         "duplicate_pairs_verified": pairs.where("is_duplicate").count(),
         "duplicate_groups": groups.select("group_id").distinct().count(),

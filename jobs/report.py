@@ -104,7 +104,7 @@ def outlier_section(outliers: DataFrame, neighbors: DataFrame, limit: int) -> Se
         nbrs = by_src.get(r.image_id, [])
         section.image_ids |= {r.image_id} | {n.dst for n in nbrs}
         section.items.append(lambda t, p, r=r, nbrs=nbrs: H.card(
-            t.get(r.image_id), r.path, [f"#{r.rank}", f"score {r.score:.3f}", f"nearest similarity {r.nn_similarity:.3f}"])
+            t.get(r.image_id), r.path, [f"#{r.rank}", f"score {r.score:.2f}", r.reason])
             + "".join(H.card(t.get(n.dst), p.get(n.dst, ""), [f"neighbour {n.rank}", f"similarity {n.similarity:.3f}"],
                              minor=True) for n in nbrs))
     return section
@@ -130,15 +130,15 @@ def leak_section(leaks: DataFrame, limit: int) -> Section:
 
 
 def label_section(issues: DataFrame, limit: int) -> Section:
-    rows = issues.where("issue = 'neighbor_vote'").orderBy("rank").limit(limit).toPandas()
+    rows = issues.orderBy("rank").limit(limit).toPandas()
     section = Section("labels", "Label issues", issues.count(), "label_issues", layout="groups")
     for r in rows.itertuples():
         voters = [int(v) for v in list(r.voters)[:NEIGHBOURS_SHOWN]]
         section.image_ids |= {r.image_id, *voters}
         section.items.append(lambda t, p, r=r, voters=voters: H.card(
-            t.get(r.image_id), r.path, [f"label {r.label}", f"suggested {r.suggested_label}",
-                                f"confidence {r.confidence:.2f}"])
-            + "".join(H.card(t.get(v), p.get(v, ""), ["voted"], minor=True) for v in voters))
+            t.get(r.image_id), r.path, [f"#{r.rank} label {r.label}", f"suggested {r.suggested_label}",
+                                        ", ".join(r.issues), r.reason])
+            + "".join(H.card(t.get(v), p.get(v, ""), [f"voted {r.suggested_label}"], minor=True) for v in voters))
     return section
 
 

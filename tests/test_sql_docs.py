@@ -40,8 +40,9 @@ def sql(spark, pipeline_run, tmp_path_factory):
 
 def test_every_documented_query_is_tested():
     assert set(doc_queries()) == {
-        "files_to_delete", "delete_exact_and_verified", "pair_evidence", "worst_outliers", "train_val_leaks", "label_issues_for_class", "dark_or_blurry",
-        "broken_files", "findings_per_label", "metadata_view", "join_by_path", "join_by_image_id"}
+        "files_to_delete", "delete_exact_and_verified", "pair_evidence", "worst_outliers", "train_val_leaks",
+        "label_issues_for_class", "dark_or_blurry", "broken_files", "findings_per_label", "metadata_view",
+        "join_by_path", "join_by_image_id", "wrong_labels_of_class", "outliers_with_reason"}
 
 
 def test_files_to_delete(sql, spark):
@@ -85,6 +86,11 @@ def test_labels_flags_and_broken(sql):
     run, _ = sql
     issues = run("label_issues_for_class")
     assert ((issues["label"] == "fruit") | (issues["suggested_label"] == "fruit")).all()
+    wrong = run("wrong_labels_of_class")
+    assert 0 < len(wrong) <= 100 and (wrong["label"] == "fruit").all() and list(wrong["rank"]) == sorted(wrong["rank"])
+    assert (wrong["suggested_label"] != "fruit").all() and wrong["label_quality"].between(0, 1).all()
+    why = run("outliers_with_reason")
+    assert len(why) > 0 and why["reason"].str.len().gt(0).all() and list(why["rank"]) == list(range(1, len(why) + 1))
     flagged = run("dark_or_blurry")
     assert flagged["flags"].map(lambda f: "dark" in f or "blurry" in f).all()
     broken = run("broken_files")
