@@ -47,7 +47,7 @@ METHODS = ("auto", "graphframes", "dataframe", "driver")
 # propagation ("graphx", rounds = the graph's diameter). Chosen by measurement
 # (benchmarks/bench_components.py, BENCHMARKS.md "Graph engines").
 GRAPHFRAMES_ALGORITHMS = ("graphframes", "graphx")
-GRAPHFRAMES_ALGORITHM = "graphframes"
+GRAPHFRAMES_ALGORITHM = "graphx"  # 1M duplicate-like edges: 103 s wall / 7.4 s task CPU vs 183 s / 13.7 s
 # graphframes-py 0.10's default max_iter is written `2 ^ 31 - 2`, which Python reads as 31:
 # GraphX's Pregel then stops after 31 rounds, wrong on any path longer than that
 # (measured: a 200-vertex path came back split). Pass the intended bound.
