@@ -53,7 +53,7 @@ from sparkdup.errors import ConfigError
 from sparkdup.progress import track
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs import backends
-from sparkdup.udfs.buckets import fit_centroids
+from sparkdup.udfs.buckets import VECTOR_DTYPES, fit_centroids
 
 log = logging.getLogger("sparkdup")
 
@@ -79,6 +79,9 @@ def _check(nb: dict) -> None:
                           f"got '{nb['backend']}'")
     if int(nb["k"]) < 1:
         raise ConfigError(f"neighbors.k must be at least 1, got {nb['k']}")
+    if nb["vector_dtype"] not in VECTOR_DTYPES:
+        raise ConfigError(f"neighbors.vector_dtype must be one of {', '.join(VECTOR_DTYPES)}, "
+                          f"got '{nb['vector_dtype']}'")
     if int(nb["probe_buckets"]) < 1:
         raise ConfigError(f"neighbors.probe_buckets must be at least 1, got {nb['probe_buckets']}")
 
@@ -101,12 +104,12 @@ def embedding_stats(emb: DataFrame) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- executors: per-batch wrappers
-def _assign(centroids: np.ndarray | None, probe: int, dim: int):
+def _assign(centroids: np.ndarray | None, probe: int, dim: int, dtype: str = "float32"):
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from sparkdup.udfs.buckets import assign_batch
 
         for pdf in batches:
-            yield assign_batch(pdf, centroids, probe, dim)
+            yield assign_batch(pdf, centroids, probe, dim, dtype)
     return fn
 
 
@@ -136,7 +139,7 @@ def sample_vectors(emb: DataFrame, n: int, size: int, dim: int, seed: int) -> np
     fraction = min(1.0, 1.2 * size / max(n, 1))
     sample = emb.sample(False, fraction, seed) if fraction < 1.0 else emb
     packed = sample.limit(size).select("image_id", "embedding").mapInPandas(_assign(None, 1, dim), ASSIGNED_SCHEMA)
-    vecs = [np.frombuffer(r["vec"], np.float32) for r in packed.toLocalIterator()]
+    vecs = [np.frombuffer(r["vec"], np.float32) for r in packed.toLocalIterator()]  # (packed as float32)
     if n > size:
         log.info("neighbors: bucket centroids fitted on a sample of %d of %d vectors (neighbors.sample_size=%d)",
                  len(vecs), n, size)
@@ -209,7 +212,7 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     log.info("neighbors: %d vectors of %d dimensions, backend %s, %d bucket(s), probing %d, k=%d",
              n, dim, backend, n_buckets, probe, k)
 
-    assigned = emb.mapInPandas(_assign(centroids, probe, dim), ASSIGNED_SCHEMA)
+    assigned = emb.mapInPandas(_assign(centroids, probe, dim, nb["vector_dtype"]), ASSIGNED_SCHEMA)
     assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)  # used 3 times: sizes, build, query
     if persisted is not None:
         persisted.append(assigned)

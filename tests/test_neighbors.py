@@ -177,6 +177,20 @@ def test_build_task_caps_each_bucket_and_keeps_buckets_apart(vectors, tmp_path):
         assert len(got) == 150 and set(got) <= set(ids[primary == b])
 
 
+def test_float16_vectors_travel_at_half_size_and_keep_recall(vectors, tmp_path):
+    ids, x = vectors[:2]
+    emb = pd.DataFrame({"image_id": ids, "embedding": list(x)})
+    half = buckets.assign_batch(emb, None, 1, x.shape[1], "float16")
+    full = buckets.assign_batch(emb, None, 1, x.shape[1])
+    assert {len(v) for v in half["vec"]} == {2 * x.shape[1]} and {len(v) for v in full["vec"]} == {4 * x.shape[1]}
+    np.testing.assert_allclose(buckets.as_matrix(half["vec"], x.shape[1]), x, atol=1e-3)
+    files = chunk_files(tmp_path, "exact", ids, buckets.as_matrix(half["vec"], x.shape[1]),
+                        np.zeros(len(x), np.int64), PARAMS)
+    plan = backends.QueryPlan("exact", x.shape[1], 10, files, PARAMS)
+    got = backends.query_batch(half.assign(bucket=0), plan)
+    assert recall({int(q): list(d) for q, d in zip(got["src"], got["dst"])}, _truth(vectors)) >= 0.99
+
+
 def test_merge_candidates_dedupes_drops_self_and_invalid():
     q = np.array([7, 8], np.int64)
     ids = [np.array([[7, 1, 2], [3, 8, 3]]), np.array([[2, 4, 5], [9, 3, 1]])]

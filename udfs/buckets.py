@@ -15,7 +15,8 @@ import pandas as pd
 # ---------------------------------------------------------------- vectors
 def as_matrix(vectors, dim: int | None = None) -> np.ndarray:
     """A C-contiguous float32 (n, dim) matrix from an array, a list of arrays, or a Series of
-    arrays / float32 bytes (as the Spark side ships them)."""
+    arrays / packed bytes (as the Spark side ships them: float32, or float16 when a row
+    holds 2 x dim bytes, see ``pack``)."""
     if isinstance(vectors, pd.Series):
         vectors = vectors.to_numpy()
     if isinstance(vectors, np.ndarray) and vectors.dtype != object:
@@ -25,8 +26,9 @@ def as_matrix(vectors, dim: int | None = None) -> np.ndarray:
     if not items:
         return np.zeros((0, dim or 0), np.float32)
     if isinstance(items[0], (bytes, bytearray, memoryview)):
-        m = np.frombuffer(b"".join(items), dtype=np.float32).reshape(len(items), -1)
-        return m.copy()
+        half = dim is not None and len(items[0]) == 2 * dim
+        m = np.frombuffer(b"".join(items), dtype=np.float16 if half else np.float32).reshape(len(items), -1)
+        return m.astype(np.float32)  # (a copy either way: frombuffer's array is read-only)
     return np.ascontiguousarray(np.stack([np.asarray(v, np.float32) for v in items]))
 
 
@@ -36,9 +38,12 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def pack(x: np.ndarray) -> list[bytes]:
-    """Rows as float32 bytes (a compact Spark binary column)."""
-    x = np.ascontiguousarray(x, np.float32)
+VECTOR_DTYPES = ("float32", "float16")
+
+
+def pack(x: np.ndarray, dtype: str = "float32") -> list[bytes]:
+    """Rows as float32 (or float16: half the shuffle and cache) bytes, a compact Spark binary column."""
+    x = np.ascontiguousarray(x, np.dtype(dtype))
     return [row.tobytes() for row in x]
 
 
@@ -104,7 +109,8 @@ def nearest_buckets(vectors: np.ndarray, centroids: np.ndarray, probe: int) -> n
 
 
 
-def assign_batch(pdf: pd.DataFrame, centroids: np.ndarray | None, probe: int, dim: int) -> pd.DataFrame:
+def assign_batch(pdf: pd.DataFrame, centroids: np.ndarray | None, probe: int, dim: int,
+                 dtype: str = "float32") -> pd.DataFrame:
     """Rows (image_id, embedding) -> rows (image_id, buckets array, vec float32 bytes).
 
     Checks every vector has `dim` values; vectors are re-normalised (cheap, and it keeps the
@@ -121,4 +127,4 @@ def assign_batch(pdf: pd.DataFrame, centroids: np.ndarray | None, probe: int, di
     else:
         buckets = nearest_buckets(x, centroids, probe)
     return pd.DataFrame({"image_id": pdf["image_id"].to_numpy(np.int64),
-                         "buckets": list(buckets), "vec": pack(x)})
+                         "buckets": list(buckets), "vec": pack(x, dtype)})
