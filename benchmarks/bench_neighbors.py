@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --buckets: only the recall ceiling of bucketing, no per-bucket indexes")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (1 = one Spark core)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--job", action="store_true",
+                        help="also run the neighbors stage itself (local[2], default settings) on the same vectors "
+                             "and score its table: the recall users get, executor-built indexes included")
     parser.add_argument("--storage", default="",
                         help="embedding storage to compare with float32, e.g. float16,pca256: faiss HNSW at its "
                              "first M and efSearch 64, built and queried on the stored form, recall against "
@@ -209,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"index {os.path.getsize(path) / 2**20:.0f} MiB")
         if args.buckets > 1:
             _bench_buckets(args, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, exact_valid)
+        if args.job:
+            _bench_job(ids, x, qids, k, tmp, add, recall)
         for storage in [v for v in args.storage.split(",") if v]:
             _bench_storage(args, storage, ids, x, qx, k, tmp, add, merged, recall)
     finally:
@@ -288,6 +293,40 @@ def _bench_buckets(args, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, e
                 a = merged(c_ids, c_sims)
             label = f"trees={trees} search_k={s}" if backend == "annoy" else f"M={args.hnsw_m.split(',')[0]} ef={s}"
             add(backend + "/buckets", label, recall(*a), build, query, note)
+
+def _bench_job(ids, x, qids, k, tmp, add, recall):
+    """The neighbors stage end to end on these vectors, at its default settings."""
+    import numpy as np
+    import pandas as pd
+
+    from sparkdup.jobs import neighbors
+    from sparkdup.stage import main_for
+
+    out = os.path.join(tmp, "job")
+    for name, frame in (("images", pd.DataFrame({"image_id": ids, "path": [f"p{i}" for i in range(len(ids))],
+                                                   "content_hash": [f"h{i}" for i in range(len(ids))],
+                                                   "status": "ok"})),
+                        ("embeddings", pd.DataFrame({"image_id": ids, "embedding": list(x), "model": "m",
+                                                     "dim": np.int32(x.shape[1]), "run_id": "r"}))):
+        os.makedirs(os.path.join(out, name))
+        frame.to_parquet(os.path.join(out, name, "part-0.parquet"), index=False)
+    with Clock() as took:
+        rc = main_for(neighbors, ["--output", out, "--format", "parquet", "--set", "spark.master=local[2]",
+                                  "--set", "spark.driver_memory=2g"])
+    if rc != 0:
+        raise SystemExit("the neighbors stage failed")
+    table = pd.read_parquet(os.path.join(out, "neighbors"))
+    table = table[table["src"].isin(set(qids.tolist()))].sort_values(["src", "rank"])
+    found = table.groupby("src")["dst"].apply(list).to_dict()
+    a_ids = np.zeros((len(qids), k), np.int64)
+    a_sims = np.full((len(qids), k), -np.inf, np.float32)
+    for r, q in enumerate(qids):
+        got = found.get(int(q), [])[:k]
+        a_ids[r, :len(got)] = got
+        a_sims[r, :len(got)] = 1.0
+    add("job", "neighbors stage, default settings", recall(a_ids, a_sims), None, None,
+        f"{took.wall:.0f} s wall for the stage (Spark start included), {len(ids)} vectors")
+
 
 def _bench_storage(args, storage, ids, x, qx, k, tmp, add, merged, recall):
     """Store the vectors as float16 or as a PCA projection (fitted on a sample), search
