@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from sparkdup.udfs import backends, buckets, merge
+    from sparkdup.udfs import backends, merge
     from sparkdup.udfs.backends import Params
 
     import faiss
@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 def _bench_buckets(args, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, e_valid):
     """Bucketed search as the job does it: k-means on a sample, index per bucket, probe P."""
     import numpy as np
+
+    from sparkdup.udfs import backends, buckets, merge
+    from sparkdup.udfs.backends import Params
 
     rng = np.random.default_rng(args.seed + 2)
     sample = x[rng.choice(len(x), size=min(len(x), 20000), replace=False)]
