@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -218,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             _bench_storage(args, storage, ids, x, qx, k, tmp, add, merged, recall)
     finally:
         backends.clear_cache()
-        for f in os.listdir(tmp):
-            os.remove(os.path.join(tmp, f))
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     print(f"Data: {source}; {len(qrows)} queries, k={k}, {args.threads} thread(s).")
