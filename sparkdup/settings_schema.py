@@ -175,6 +175,9 @@ class NeighborsSettings(Section):
     kmeans_iterations: int = rule(ge=1)
     seed: int = rule()
     index_dir: Optional[str] = rule()
+    vector_dtype: str = rule(choices=("float32", "float16"))
+    keep_index: bool = rule()
+    build_threads: int = rule(ge=0)
 
 
 @dataclass(frozen=True)

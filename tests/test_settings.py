@@ -121,3 +121,11 @@ def test_cli_mistakes_are_one_line_exit_2_before_any_work(argv, tmp_path, capsys
 
 def test_user_errors_are_one_family():
     assert all(issubclass(e, UserError) for e in (ConfigError, ModelError))
+
+
+def test_choices_match_the_registries_they_name():
+    from sparkdup.udfs.backends import REGISTRY
+    from sparkdup.udfs.buckets import VECTOR_DTYPES
+
+    assert set(SCHEMA["neighbors.backend"][1].choices) == set(REGISTRY)
+    assert set(SCHEMA["neighbors.vector_dtype"][1].choices) == set(VECTOR_DTYPES)
