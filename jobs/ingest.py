@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql import types as T
 
+from sparkdup import decoded
 from sparkdup.errors import ConfigError
 from sparkdup.progress import track
 from sparkdup.tables import hadoop_fs, path_exists, write_table
@@ -181,12 +182,15 @@ def list_manifest(spark: SparkSession, manifest: DataFrame) -> tuple[DataFrame, 
 
 
 # ---------------------------------------------------------------- transform
-def describe_contents(contents: DataFrame, limits: Limits) -> DataFrame:
-    """Decode health and statistics per image, on executors, one Arrow batch at a time."""
+def describe_contents(contents: DataFrame, limits: Limits, prepare=None) -> DataFrame:
+    """Decode health and statistics per image, on executors, one Arrow batch at a time;
+    with `prepare` (sparkdup.decoded), also the model input and thumbnail from the same pixels."""
+    schema = DESCRIBE_SCHEMA if prepare is None else T.StructType(
+        DESCRIBE_SCHEMA.fields + [T.StructField("model_input", T.BinaryType()), T.StructField("thumbnail", T.BinaryType())])
 
-    @pandas_udf(DESCRIBE_SCHEMA)
+    @pandas_udf(schema)
     def describe_udf(content: pd.Series) -> pd.DataFrame:
-        return describe_batch(content, limits)
+        return describe_batch(content, limits, prepare)
 
     readable = contents.where(F.col("length") <= limits.max_file_bytes)
     describe_once = describe_udf.asNondeterministic()  # never duplicated into pushed-down filters
@@ -279,10 +283,15 @@ def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str
     return list_folder(spark, source, cfg["ingest"]["extensions"])
 
 
-def images_from(listing: DataFrame, contents: DataFrame, cfg: dict, run_id: str) -> DataFrame:
-    ing = cfg["ingest"]
-    limits = Limits(ing["max_file_bytes"], ing["max_pixels"], ing["stats_max_side"])
-    return assemble_images(listing, describe_contents(contents, limits), cfg, run_id)
+def images_from(listing: DataFrame, contents: DataFrame, cfg: dict, run_id: str, output: str | None = None) -> DataFrame:
+    """The images table; given `output`, each file's model input and thumbnail are kept
+    beside it for the later stages (sparkdup.decoded: decode once per run)."""
+    limits = decoded.decode_limits(cfg)
+    prepare = decoded.prepare_for(cfg) if output else None
+    described = describe_contents(contents, limits, prepare)
+    if prepare is not None:
+        described = decoded.keep(described, output, prepare)
+    return assemble_images(listing, described, cfg, run_id)
 
 
 def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str) -> DataFrame:
@@ -298,8 +307,8 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     n_files = listing.count()
     seconds = time.time() - started
     log.info("listed %s files in %.1f s (%.0f files/s)", f"{n_files:,}", seconds, n_files / max(seconds, 1e-9))
-    images = images_from(listing, contents, cfg, run_id)
     with track(spark, "reading images", n_files):
+        images = images_from(listing, contents, cfg, run_id, args.output)
         path = write_table(images, args.output, "images", cfg["output"]["format"])
     counts = {r["status"]: r["count"] for r in spark.read.format(cfg["output"]["format"]).load(path)
               .groupBy("status").count().collect()}

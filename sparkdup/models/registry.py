@@ -198,6 +198,10 @@ def resolve(name: str | None = None) -> ModelSpec:
     unknown = set(opts) - {"weights", "size", "preprocess"}
     if unknown:
         raise ValueError(f"{name}: unknown option(s) {sorted(unknown)}")
+    if base in _REGISTRY:  # a registered model at another input size: efficientnet_lite0?size=160
+        if set(opts) - {"size"}:
+            raise ValueError(f"{name}: a registered model takes only the size option")
+        return dataclasses.replace(_REGISTRY[base], name=name, input_size=_size_option(name, opts))
     if base.startswith("keras:"):
         return _keras_app_spec(name, base[len("keras:") :], opts)
     if "preprocess" in opts and opts["preprocess"] not in PREPROCESSING:
@@ -218,6 +222,44 @@ def resolve(name: str | None = None) -> ModelSpec:
         f"unknown embedding model {name!r}: expected one of {sorted(_REGISTRY)}, 'keras:<ApplicationName>', "
         "or an existing .keras / .tflite file or SavedModel directory"
     )
+
+
+def _size_option(name: str, opts: dict[str, str]) -> int:
+    try:
+        size = int(opts.get("size", 0))
+    except ValueError:
+        size = -1
+    if not 32 <= size <= 1024:
+        raise ValueError(f"{name}: size must be a whole number of pixels from 32 to 1024")
+    return size
+
+
+def with_size(name: str, size: int | None) -> str:
+    """``name`` at input ``size`` (None: the model's own size), e.g. efficientnet_lite0?size=160."""
+    if not size:
+        return name
+    base, opts = _split_options(name)
+    opts["size"] = str(int(size))
+    return base + "?" + urllib.parse.urlencode(opts, safe="/:~")
+
+
+def at_input_size(model, size: int):
+    """A functional Keras model rebuilt to take ``size x size`` inputs, same weights.
+
+    Convolutional networks with global pooling compute the same function at any input
+    size, but a saved model records the size it was built for and refuses others."""
+    import keras
+
+    shape = tuple(model.inputs[0].shape)
+    if shape[1:3] == (size, size):
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["batch_shape"] = [None, size, size, shape[-1]]
+    rebuilt = keras.Model.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def load_embedder(name: str | None = None) -> Embedder:
@@ -266,7 +308,7 @@ def _keras_model_embedder(spec: ModelSpec, model, preprocess: Callable, backend:
 def _load_keras_file(spec: ModelSpec) -> Embedder:
     import keras
 
-    model = keras.models.load_model(spec.source, compile=False)
+    model = at_input_size(keras.models.load_model(spec.source, compile=False), spec.input_size)
     return _keras_model_embedder(spec, model, PREPROCESSING[spec.preprocessing], "keras")
 
 
@@ -385,9 +427,10 @@ def _tflite_input_size(path: str) -> int:
 
 class _TFLiteRunner:
     """One interpreter, re-shaped to the batch size when it changes (not thread-safe:
-    one per Python worker, which is how Spark runs UDFs)."""
+    one per Python worker, which is how Spark runs UDFs). ``size``: the square input side
+    to run at, when not the file's own (the interpreter is re-shaped to it)."""
 
-    def __init__(self, path: str, preprocess: Callable):
+    def __init__(self, path: str, preprocess: Callable, size: int | None = None):
         self.path = path
         self.preprocess = preprocess
         self.interp = _make_interpreter(path)
@@ -395,6 +438,10 @@ class _TFLiteRunner:
         self.out = self.interp.get_output_details()[0]
         self.batch = int(self.inp["shape"][0])
         self.resizable = True
+        if size and tuple(self.inp["shape"][1:3]) != (size, size):
+            shape = [self.batch, size, size, int(self.inp["shape"][3])]
+            self.interp.resize_tensor_input(self.inp["index"], shape, strict=False)
+            self.inp = dict(self.inp, shape=np.array(shape, np.int32))
         self.interp.allocate_tensors()
 
     def _set_batch(self, n: int) -> bool:
@@ -443,7 +490,7 @@ class _TFLiteRunner:
 
 
 def _tflite_embedder(spec: ModelSpec, path: str) -> Embedder:
-    runner = _TFLiteRunner(path, PREPROCESSING[spec.preprocessing])
+    runner = _TFLiteRunner(path, PREPROCESSING[spec.preprocessing], spec.input_size)
     out_shape = runner.out["shape"]
     dim = int(np.prod(out_shape[1:])) if len(out_shape) == 2 else int(out_shape[-1])
     return Embedder(spec, runner, dim, "tflite")
@@ -462,7 +509,7 @@ def _load_default(spec: ModelSpec) -> Embedder:
     paths = build_cache.ensure_built()
     import keras
 
-    model = keras.models.load_model(paths["keras"], compile=False)
+    model = at_input_size(keras.models.load_model(paths["keras"], compile=False), spec.input_size)
     return _keras_model_embedder(spec, model, PREPROCESSING["raw"], "keras")
 
 
