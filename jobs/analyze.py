@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -39,9 +40,9 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     if getattr(args, "duplicate_similarity", None) is not None:
         an["duplicate_similarity"] = args.duplicate_similarity
     ensure_checkpoint_dir(spark, cfg, out)
-    images = read_table(spark, out, "images")
-    embeddings = read_table(spark, out, "embeddings")
-    neighbors = read_table(spark, out, "neighbors")
+    # Several findings read these: each is read once and kept (memory, else local disk).
+    images, embeddings, neighbors = (read_table(spark, out, t).persist(StorageLevel.MEMORY_AND_DISK)
+                                     for t in ("images", "embeddings", "neighbors"))
     stamp = F.lit(run_id).alias("run_id")
     log.info("analyze: duplicate groups (connected components of duplicate edges)")
     write_table(duplicate_groups(images, embeddings, neighbors, an).select("*", stamp), out, "duplicate_groups", fmt)
@@ -60,6 +61,8 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
         "label_issues": read_table(spark, out, "label_issues").count(),
     }
     log.info("analyze: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    for table in (images, embeddings, neighbors):
+        table.unpersist()
     return counts
 
 

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -189,13 +190,23 @@ def page_name(key: str, n: int) -> str:
 
 def build_report(spark: SparkSession, cfg: dict, output: str) -> dict[str, str]:
     """file name -> HTML for every page of the report."""
+    # Every section and the summary query these small tables several times: read each once
+    # into memory (images without its pixel signatures, the one wide column).
+    tables = [read_table(spark, output, "images").drop("signature"), read_table(spark, output, "outliers"),
+              read_table(spark, output, "neighbors"), read_table(spark, output, "duplicate_groups"),
+              read_table(spark, output, "leaks"), read_table(spark, output, "label_issues")]
+    images, outliers, neighbors, groups, leaks, issues = [t.persist(StorageLevel.MEMORY_AND_DISK) for t in tables]
+    try:
+        return _pages(spark, cfg, output, images, outliers, neighbors, groups, leaks, issues)
+    finally:
+        for t in (images, outliers, neighbors, groups, leaks, issues):
+            t.unpersist()
+
+
+def _pages(spark: SparkSession, cfg: dict, output: str, images: DataFrame, outliers: DataFrame,
+           neighbors: DataFrame, groups: DataFrame, leaks: DataFrame, issues: DataFrame) -> dict[str, str]:
     per_page = int(cfg["report"]["max_per_section"])
     limit = per_page * int(cfg["report"]["max_pages"])
-    images = read_table(spark, output, "images")
-    outliers = read_table(spark, output, "outliers")
-    neighbors = read_table(spark, output, "neighbors")
-    groups, leaks = read_table(spark, output, "duplicate_groups"), read_table(spark, output, "leaks")
-    issues = read_table(spark, output, "label_issues")
     n_images = images.count()
 
     sections = [duplicate_section(groups, limit), outlier_section(outliers, neighbors, limit),
