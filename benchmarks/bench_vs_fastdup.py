@@ -53,9 +53,9 @@ FASTDUP_SCRIPT = textwrap.dedent("""
     seconds = time.time() - t
     cc = fd.connected_components()
     cc = cc[0] if isinstance(cc, tuple) else cc
-    cc[["filename", "component_id", "count"]].to_parquet(os.path.join(out, "components.parquet"))
-    fd.outliers()[["filename_outlier", "distance"]].to_parquet(os.path.join(out, "outliers.parquet"))
-    fd.invalid_instances()[["filename"]].to_parquet(os.path.join(out, "invalid.parquet"))
+    cc[["filename", "component_id", "count"]].to_csv(os.path.join(out, "components.csv"), index=False)
+    fd.outliers()[["filename_outlier", "distance"]].to_csv(os.path.join(out, "outliers.csv"), index=False)
+    fd.invalid_instances()[["filename"]].to_csv(os.path.join(out, "invalid.csv"), index=False)
     json.dump({"run_seconds": seconds, "cwd": os.getcwd()}, open(os.path.join(out, "fastdup.json"), "w"))
 """)
 
@@ -154,7 +154,7 @@ def _abs(paths: pd.Series, cwd: str) -> pd.Series:
 
 def fastdup_tables(out: str, gt: pd.DataFrame, cwd: str) -> dict[str, pd.DataFrame]:
     """fastdup's outputs as the scorer's images / duplicate_groups / leaks / outliers tables."""
-    cc = pd.read_parquet(os.path.join(out, "components.parquet"))
+    cc = pd.read_csv(os.path.join(out, "components.csv"))
     cc = cc[cc["count"] > 1].assign(path=lambda d: _abs(d["filename"], cwd))
     sha = dict(zip(gt["path"], gt["content_sha256"]))
     cc = cc.assign(content_hash=cc["path"].map(sha), group_id=cc["component_id"])
@@ -163,11 +163,11 @@ def fastdup_tables(out: str, gt: pd.DataFrame, cwd: str) -> dict[str, pd.DataFra
     split = groups["path"].str.extract(r"/images/([^/]+)/")[0]
     pairs = groups.assign(split=split).merge(groups.assign(split=split), on="group_id", suffixes=("_a", "_b"))
     leaks = pairs[(pairs["split_a"] != pairs["split_b"]) & (pairs["path_a"] < pairs["path_b"])][["path_a", "path_b"]]
-    o = pd.read_parquet(os.path.join(out, "outliers.parquet"))
+    o = pd.read_csv(os.path.join(out, "outliers.csv"))
     o = (o.assign(path=_abs(o["filename_outlier"], cwd)).sort_values("distance")
          .drop_duplicates("path").reset_index(drop=True))
     outliers = pd.DataFrame({"path": o["path"], "rank": range(1, len(o) + 1)})
-    invalid = set(_abs(pd.read_parquet(os.path.join(out, "invalid.parquet"))["filename"], cwd))
+    invalid = set(_abs(pd.read_csv(os.path.join(out, "invalid.csv"))["filename"], cwd))
     images = pd.DataFrame({"path": gt["path"], "status": ["broken" if p in invalid else "ok" for p in gt["path"]]})
     return {"images": images, "duplicate_groups": groups, "leaks": leaks, "outliers": outliers}
 

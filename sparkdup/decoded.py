@@ -56,12 +56,15 @@ def keep(described: DataFrame, output: str, prepare: Prepare) -> DataFrame:
     path = table_path(output, NAME)
     (described.withColumn("image_id", F.xxhash64("path")).withColumn("prepared_as", F.lit(prepare.key))
      .write.mode("overwrite").parquet(path))
-    return described.sparkSession.read.parquet(path).drop("image_id", "prepared_as", *COLUMNS)
+    return described.sparkSession.read.parquet(path + "/part-*").drop("image_id", "prepared_as", *COLUMNS)
 
 
 def _table(spark: SparkSession, output: str) -> DataFrame | None:
+    """The side table, when a complete one is there (_SUCCESS: an interrupted ingest's half
+    table is not used). Read through its part files: Spark warns about a root folder whose
+    name starts with '_', although it reads it."""
     path = table_path(output, NAME)
-    return spark.read.parquet(path) if path_exists(spark, path + "/_SUCCESS") else None
+    return spark.read.parquet(path + "/part-*") if path_exists(spark, path + "/_SUCCESS") else None
 
 
 def model_inputs(spark: SparkSession, output: str, images: DataFrame, prepare_key: str) -> DataFrame | None:
