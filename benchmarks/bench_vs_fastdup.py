@@ -102,14 +102,17 @@ def measured(cmd: list[str], cwd: str, env: dict | None = None, log: str | None 
     with open(log or os.devnull, "w") as out:
         proc = psutil.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         cpu: dict[int, float] = {}
-        peak = 0
+        peak = worker_peak = 0
         while proc.poll() is None:
             rss = 0
             for p in [proc, *proc.children(recursive=True)]:
                 try:
                     t = p.cpu_times()
-                    cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
-                    rss += p.memory_info().rss
+                    cpu[p.pid] = t.user + t.system  # children are sampled themselves: no double count
+                    own = p.memory_info().rss
+                    rss += own
+                    if "pyspark" in " ".join(p.cmdline()[:4]):  # a Spark Python worker
+                        worker_peak = max(worker_peak, own)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
             peak = max(peak, rss)
@@ -118,7 +121,7 @@ def measured(cmd: list[str], cwd: str, env: dict | None = None, log: str | None 
     if proc.returncode != 0:
         tail = open(log).read()[-3000:] if log else ""
         sys.exit(f"{cmd[:3]} failed ({proc.returncode}):\n{tail}")
-    return {"wall_s": wall, "cpu_s": sum(cpu.values()), "peak_mb": peak / 2**20}
+    return {"wall_s": wall, "cpu_s": sum(cpu.values()), "peak_mb": peak / 2**20, "worker_mb": worker_peak / 2**20}
 
 
 def run_fastdup(py: str, data: str, work: str, cores: int) -> tuple[dict, dict]:
@@ -208,7 +211,8 @@ def compare(n_files: int, cores: int, seed: int, root: str, data: str | None = N
             ("images/s", _f(n / fd_m["wall_s"], 1), _f(n / sd_m["wall_s"], 1)),
             ("CPU s (process tree)", _f(fd_m["cpu_s"], 1), _f(sd_m["cpu_s"], 1)),
             ("CPU ms / image", _f(1000 * fd_m["cpu_s"] / n, 1), _f(1000 * sd_m["cpu_s"] / n, 1)),
-            ("peak RSS MB (process tree)", _f(fd_m["peak_mb"], 0), _f(sd_m["peak_mb"], 0))]
+            ("peak RSS MB (process tree)", _f(fd_m["peak_mb"], 0), _f(sd_m["peak_mb"], 0)),
+            ("peak RSS MB of one Spark Python worker", "–", _f(sd_m["worker_mb"], 0))]
     rows += [(k, _f(fd_q[k]), _f(sd_q[k])) for k in fd_q]
     table = head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     stage_line = ", ".join(f"{k} {v:.1f} s" for k, v in stages.items() if k != "run")

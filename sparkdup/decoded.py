@@ -20,7 +20,7 @@ import logging
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkdup.tables import path_exists, table_path
+from sparkdup.tables import hadoop_fs, path_exists, table_path
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.prepared import COLUMNS, Prepare
 
@@ -56,15 +56,24 @@ def keep(described: DataFrame, output: str, prepare: Prepare) -> DataFrame:
     path = table_path(output, NAME)
     (described.withColumn("image_id", F.xxhash64("path")).withColumn("prepared_as", F.lit(prepare.key))
      .write.mode("overwrite").parquet(path))
-    return described.sparkSession.read.parquet(path + "/part-*").drop("image_id", "prepared_as", *COLUMNS)
+    back = _read(described.sparkSession, path)
+    return (described if back is None else back).drop("image_id", "prepared_as", *COLUMNS)
+
+
+def _read(spark: SparkSession, path: str) -> DataFrame | None:
+    """The Parquet folder read through its part files, listed on the driver (one name per
+    ingest partition): given a folder whose name starts with '_', Spark warns that it
+    ignores it (it does not), and a glob draws a stack trace from its streaming check."""
+    fs, hpath = hadoop_fs(spark, path)
+    parts = [s.getPath().toString() for s in fs.listStatus(hpath) if s.getPath().getName().startswith("part-")]
+    return spark.read.parquet(*parts) if parts else None
 
 
 def _table(spark: SparkSession, output: str) -> DataFrame | None:
     """The side table, when a complete one is there (_SUCCESS: an interrupted ingest's half
-    table is not used). Read through its part files: Spark warns about a root folder whose
-    name starts with '_', although it reads it."""
+    table is not used)."""
     path = table_path(output, NAME)
-    return spark.read.parquet(path + "/part-*") if path_exists(spark, path + "/_SUCCESS") else None
+    return _read(spark, path) if path_exists(spark, path + "/_SUCCESS") else None
 
 
 def model_inputs(spark: SparkSession, output: str, images: DataFrame, prepare_key: str) -> DataFrame | None:
