@@ -12,7 +12,8 @@ process: JVM start and model load included). Both are measured the same way: wal
 time, CPU seconds of the process tree, peak RSS of the tree. sparkdup's per-stage times
 come from its ``runs`` table.
 
-Both tools' findings are scored by sparkdup.groundtruth.score. fastdup's outputs are
+Both tools' findings are scored by the ground truth's scorer (tools/groundtruth, formerly
+sparkdup/groundtruth). fastdup's outputs are
 mapped to the scorer's inputs: its connected components (of images with more than one
 member) are duplicate groups, members sharing bytes marked ``exact``; its outliers
 (ranked by distance to the nearest neighbour, ascending) are the outlier ranking; its
@@ -22,6 +23,7 @@ are leaks. fastdup has no label-issue finding on this input: n/a.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -37,6 +39,11 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import REPO, machine, update_benchmarks_md  # noqa: E402
+
+sys.path.insert(0, REPO)
+# The generator and scorer moved from sparkdup/groundtruth to tools/groundtruth.
+GT = "tools.groundtruth" if os.path.isdir(os.path.join(REPO, "tools", "groundtruth")) else "sparkdup.groundtruth"
+gt_score = importlib.import_module(GT + ".score")
 
 FASTDUP_VERSION = "2.54"
 VENV = os.path.join(os.path.expanduser("~"), ".cache", "sparkdup", "bench-fastdup")
@@ -82,7 +89,7 @@ def dataset(n_files: int, seed: int, root: str) -> str:
         return out
     originals, extra = max(10, round(n_files / FILES_PER_ORIGINAL)), []
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-m", "sparkdup.groundtruth.generate", out, "--originals",
+        proc = subprocess.run([sys.executable, "-m", GT + ".generate", out, "--originals",
                                str(originals), "--seed", str(seed), *extra], capture_output=True, text=True, cwd=REPO)
         found = re.search(r"only (\d+) distinct originals are available", proc.stderr)
         if proc.returncode == 0 or not found:
@@ -144,9 +151,7 @@ def run_sparkdup(data: str, out: str, cores: int, work: str) -> dict:
 
 
 def stage_seconds(out: str) -> dict:
-    from sparkdup.groundtruth.score import load_tables
-
-    runs = load_tables(out, ["runs"])["runs"]
+    runs = gt_score.load_tables(out, ["runs"])["runs"]
     return {r.stage: r.seconds for r in runs.itertuples()} if "seconds" in runs.columns else {}
 
 
@@ -176,9 +181,7 @@ def fastdup_tables(out: str, gt: pd.DataFrame, cwd: str) -> dict[str, pd.DataFra
 
 
 def scores(gt: pd.DataFrame, tables: dict) -> dict:
-    from sparkdup.groundtruth.score import score
-
-    s = score(gt, tables)
+    s = gt_score.score(gt, tables)
     get = lambda m, k: (s.get(m) or {}).get(k)  # noqa: E731
     return {"near-dup P": get("near_duplicates", "precision"), "near-dup R": get("near_duplicates", "recall"),
             "exact-dup P": get("exact_duplicates", "precision"), "exact-dup R": get("exact_duplicates", "recall"),
@@ -193,10 +196,8 @@ def _f(x, digits=3) -> str:
 
 # ---------------------------------------------------------------- one size
 def compare(n_files: int, cores: int, seed: int, root: str, data: str | None = None) -> str:
-    from sparkdup.groundtruth.score import load_ground_truth, load_tables
-
     data = data or dataset(n_files, seed, root)
-    gt = load_ground_truth(data)
+    gt = gt_score.load_ground_truth(data)
     work = tempfile.mkdtemp(prefix=f"vs_fastdup_{n_files}_", dir=root)
     fd_m, fd_info = run_fastdup(fastdup_python(), data, work, cores)
     sd_out = os.path.join(work, "sparkdup_out")
@@ -204,7 +205,7 @@ def compare(n_files: int, cores: int, seed: int, root: str, data: str | None = N
     stages = stage_seconds(sd_out)
     n = len(gt)
     fd_q = scores(gt, fastdup_tables(os.path.join(work, "fastdup_out"), gt, fd_info["cwd"]))
-    sd_q = scores(gt, load_tables(sd_out))
+    sd_q = scores(gt, gt_score.load_tables(sd_out))
     ratio = fd_m["wall_s"] / sd_m["wall_s"]
     head = "| | fastdup " + FASTDUP_VERSION + " | sparkdup run |\n|---|---:|---:|\n"
     rows = [("wall s", _f(fd_m["wall_s"], 1), _f(sd_m["wall_s"], 1)),
