@@ -24,7 +24,7 @@ setup(
         "sparkdup.udfs": "udfs",
         "sparkdup.conf": "conf",
     },
-    package_data={"sparkdup.conf": ["*.yaml"]},
+    package_data={"sparkdup.conf": ["*.yaml"], "sparkdup": ["log4j2.properties"]},
     install_requires=[
         "pyspark>=4.0,<4.1",
         "numpy>=1.24,<2",

@@ -90,6 +90,37 @@ def as_jpeg(folder: str) -> None:
         os.remove(path)
 
 
+def per_file_costs(folder: str, n: int, size: int, thumb_side: int = 160) -> str:
+    """CPU ms per file of each piece of ingest's one decode (no Spark): what decode-once
+    makes each image cost on the Python side before the model."""
+    import glob
+    import random
+
+    from sparkdup.udfs.decode import Limits, decode
+    from sparkdup.udfs.embed import fit_to_square
+    from sparkdup.udfs.image_stats import image_stats
+    from sparkdup.udfs.thumbnails import thumbnail_jpeg
+
+    files = sorted(f for f in glob.glob(os.path.join(folder, "**", "*"), recursive=True) if os.path.isfile(f))
+    datas = [open(f, "rb").read() for f in random.Random(0).sample(files, min(n, len(files)))]
+    limits = Limits(100 * 2**20, 89_478_485, 512)  # ingest's defaults
+    steps = {"decode": lambda d, rgb: decode(d, limits), "statistics + signature": lambda d, rgb: image_stats(rgb),
+             f"model input {size}": lambda d, rgb: fit_to_square(rgb, size).tobytes(),
+             f"thumbnail {thumb_side} (JPEG)": lambda d, rgb: thumbnail_jpeg(rgb, thumb_side)}
+    cpu = dict.fromkeys(steps, 0.0)
+    for data in datas:
+        rgb = decode(data, limits).rgb
+        if rgb is None:
+            continue
+        for name, step in steps.items():
+            c = time.process_time()
+            step(data, rgb)
+            cpu[name] += time.process_time() - c
+    rows = "\n".join(f"| {k} | {1000 * v / len(datas):.2f} |" for k, v in cpu.items())
+    return (f"CPU ms per file, {len(datas)} files of {folder} (`python benchmarks/bench_embed.py --costs {folder}`)\n\n"
+            f"| step | CPU ms / file |\n|---|---:|\n{rows}\n| total | {1000 * sum(cpu.values()) / len(datas):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=2000)
@@ -97,9 +128,14 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=os.cpu_count())
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--costs", metavar="FOLDER", help="only: CPU ms per file of each step of ingest's decode")
+    ap.add_argument("--size", type=int, default=160, help="model input side for --costs")
     ap.add_argument("--jpeg", action="store_true",
                     help="re-encode the sample as JPEG (quality 90), as most photo datasets are stored")
     args = ap.parse_args()
+    if args.costs:
+        print(per_file_costs(args.costs, args.images, args.size))
+        return
 
     with mp.get_context("spawn").Pool(args.cores) as pool:
         alone = sum(pool.map(_model_alone, [(args.model, args.seconds, 32)] * args.cores))

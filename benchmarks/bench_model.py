@@ -76,7 +76,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per backend")
     ap.add_argument("--threads", type=int, default=1, help="TF intra-op threads / TFLite threads")
+    ap.add_argument("--sizes", default="224", help="comma-separated input sides, e.g. 224,192,160,128")
     args = ap.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    if sizes != [224]:
+        return by_size(args, sizes)
 
     from sparkdup.models import build_cache, registry
 
@@ -120,6 +124,29 @@ def main(argv=None) -> int:
     nn_fp32 = np.argsort(-(fp32 @ fp32.T), axis=1)[:, 1]
     nn_int8 = np.argsort(-(int8 @ int8.T), axis=1)[:, 1]
     print(f"| same nearest neighbour, int8 vs fp32 | {np.mean(nn_fp32 == nn_int8):.3f} | |")
+    return 0
+
+
+def by_size(args, sizes: list[int]) -> int:
+    """Speed of every backend at every input size (img/CPU-s is the steadier figure on a
+    shared machine), and how close each size's embeddings stay to 224's."""
+    from sparkdup.models import build_cache, registry
+
+    registry.configure_tf_threads(args.threads, 1)
+    build_cache.build(verbose=False)
+    print(f"EfficientNet-Lite0, batch {args.batch_size}, {args.threads} thread(s); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print("| size | backend | load + trace s | img/s | img/CPU-s | CPU ms/img |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for size in sizes:
+        imgs = real_images(args.images, size)
+        batch = np.concatenate([imgs] * -(-args.batch_size // len(imgs)))[: args.batch_size]
+        for label, name in BACKENDS.items():
+            t = time.perf_counter()
+            embed = registry.load_embedder(registry.with_size(name, size))
+            load_s = time.perf_counter() - t
+            ips, ipc, _ = throughput(embed, batch, args.seconds)
+            print(f"| {size} | {label} | {load_s:.2f} | {ips:.1f} | {ipc:.1f} | {1000 / ipc:.1f} |", flush=True)
     return 0
 
 

@@ -18,6 +18,7 @@ import argparse
 import logging
 import sys
 
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -41,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     an, fmt, out = cfg["analyze"], cfg["output"]["format"], args.output
     ensure_checkpoint_dir(spark, cfg, out)
-    images = read_table(spark, out, "images")
-    embeddings = read_table(spark, out, "embeddings")
-    neighbors = read_table(spark, out, "neighbors")
+    # Several findings read these: each is read once and kept (memory, else local disk).
+    images, embeddings, neighbors = (read_table(spark, out, t).persist(StorageLevel.MEMORY_AND_DISK)
+                                     for t in ("images", "embeddings", "neighbors"))
     stamp = F.lit(run_id).alias("run_id")
     log.info("analyze: duplicate pairs (candidate neighbour pairs verified by aligned thumbnails)")
     write_table(duplicate_pairs(images, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
@@ -67,6 +68,8 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
         "label_issues": read_table(spark, out, "label_issues").count(),
     }
     log.info("analyze: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    for table in (images, embeddings, neighbors):
+        table.unpersist()
     return counts
 
 

@@ -1,9 +1,11 @@
 """embed: an L2-normalised embedding for every readable image, in the `embeddings` table.
 
-Extract: the `images` table (status ok) and the files' bytes (Spark binaryFile over the
-folders that hold them). Transform: an iterator pandas UDF that loads the model once per
-Python worker (from an importable module, never pickled with the function), decodes each
-image once and runs the model in batches. Load: `embeddings`.
+Extract: the `images` table (status ok) and the model input ingest made from the pixels it
+decoded (sparkdup.decoded's side table), or, without it, the files' bytes (Spark
+binaryFile over the folders that hold them), decoded with ingest's limits so both give
+the model the same pixels. Transform: an iterator pandas UDF that loads the model once
+per Python worker (from an importable module, never pickled with the function) and runs
+it in batches. Load: `embeddings`.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
 
+from sparkdup import decoded
 from sparkdup.contents import read_contents
 from sparkdup.models.shipping import ShippedModel, ship_model
 from sparkdup.partitioning import by_image_count
@@ -27,7 +30,8 @@ from sparkdup.schemas import image_id
 from sparkdup.stage import add_setting_flags
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs.decode import Limits
-from sparkdup.udfs.embed import embed_contents
+from sparkdup.udfs.embed import embed_arrays, embed_contents
+from sparkdup.udfs.prepared import Prepare, model_arrays
 
 log = logging.getLogger("sparkdup")
 
@@ -57,24 +61,48 @@ def embed_files(contents: DataFrame, model: str | ShippedModel, batch_size: int,
     return contents.select("path", embed_once("content").alias("embedding"))
 
 
-def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: str) -> DataFrame:
-    emb = cfg["embed"]
-    from sparkdup.models.registry import model_name, resolve
+def embed_model_inputs(pixels: DataFrame, model: ShippedModel, batch_size: int, size: int) -> DataFrame:
+    """(image_id, embedding) from the side table's model inputs (already size x size x 3)."""
 
-    name = model_name(emb["model"], emb["weights"])
+    @pandas_udf(T.ArrayType(T.FloatType()))
+    def embed_udf(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        local = model.local_name()
+        for chunk in batches:
+            yield pd.Series(list(embed_arrays(local, model_arrays(chunk, size), batch_size)))
+
+    return pixels.select("image_id", embed_udf.asNondeterministic()("model_input").alias("embedding"))
+
+
+def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: str,
+                     output: str | None = None) -> DataFrame:
+    """The embeddings of `images`' readable rows; given `output`, from the model inputs
+    ingest kept there when they were made for these settings, else from the files."""
+    emb = cfg["embed"]
+    from sparkdup.models.registry import model_name, resolve, with_size
+
+    name = with_size(model_name(emb["model"], emb["weights"]), emb["input_size"])
     spec = resolve(name)
     ok = ok_images(images)
-    contents = read_contents(spark, ok, cfg["decode"]["max_file_bytes"])
-    if contents is None:
-        return spark.createDataFrame([], "image_id long, embedding array<float>, model string, dim int, run_id string")
-    # As many tasks as the image count calls for (the scan alone would make ~1 per 30 images).
-    contents = by_image_count(contents, ok.count(), int(cfg["spark"]["images_per_partition"]))
-    # Decode at a bit over the model's input size: enough pixels for the crop, no more.
-    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], max_side=2 * spec.input_size)
-    # Executors load the model from a file the driver publishes, never from their own cache.
-    vectors = embed_files(contents, ship_model(spark, name), emb["batch_size"], emb["resize"], limits)
+    n_ok = ok.count()
+    per_partition = int(cfg["spark"]["images_per_partition"])
+    key = Prepare(spec.input_size, emb["resize"], 0).key
+    pixels = decoded.model_inputs(spark, output, ok, key) if output else None
+    if pixels is not None:
+        # Executors load the model from a file the driver publishes, never from their own cache.
+        vectors = embed_model_inputs(by_image_count(pixels, n_ok, per_partition), ship_model(spark, name),
+                                     emb["batch_size"], spec.input_size)
+    else:
+        contents = read_contents(spark, ok, cfg["decode"]["max_file_bytes"])
+        if contents is None:
+            return spark.createDataFrame([], "image_id long, embedding array<float>, model string, dim int, run_id string")
+        # As many tasks as the image count calls for (the scan alone would make ~1 per 30 images).
+        contents = by_image_count(contents, n_ok, per_partition)
+        # Ingest's limits: the same pixels as the kept model inputs, so both paths agree.
+        vectors = embed_files(contents, ship_model(spark, name), emb["batch_size"], emb["resize"],
+                              decoded.decode_limits(cfg))
+        vectors = vectors.select(image_id().alias("image_id"), "embedding")
     return (vectors.where(F.col("embedding").isNotNull())
-            .select(image_id().alias("image_id"), "embedding",
+            .select("image_id", "embedding",
                     F.lit(name).alias("model"), F.size("embedding").alias("dim"), F.lit(run_id).alias("run_id")))
 
 
@@ -87,7 +115,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     images = read_table(spark, args.output, "images")
     n_ok = images.where(F.col("status") == "ok").count()
     with track(spark, "embedding images", n_ok):
-        path = write_table(build_embeddings(spark, cfg, images, run_id), args.output, "embeddings",
+        path = write_table(build_embeddings(spark, cfg, images, run_id, args.output), args.output, "embeddings",
                            cfg["output"]["format"])
     n = read_table(spark, args.output, "embeddings").count()
     log.info("embeddings: %d of %d readable images at %s", n, n_ok, path)

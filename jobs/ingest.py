@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql import types as T
 
+from sparkdup import decoded
 from sparkdup.errors import ConfigError, InputError
 from sparkdup.listing import Entry, Listing, is_local, local_path, spark_literal, wanted_extensions
 from sparkdup.listing import list_input as list_files
@@ -218,12 +219,22 @@ def manifest_listing(spark: SparkSession, manifest: str, ing: dict) -> tuple[Dat
 
 
 # ---------------------------------------------------------------- transform
-def describe_local(listing: DataFrame, limits: Limits) -> DataFrame:
-    """(image_id, content_hash, describe columns) of local files, read by the Python worker."""
+def _with_prepared(schema: T.StructType, prepare) -> T.StructType:
+    """The describe schema, plus the model input and thumbnail when `prepare` is given."""
+    if prepare is None:
+        return schema
+    return T.StructType(schema.fields + [T.StructField("model_input", T.BinaryType()),
+                                         T.StructField("thumbnail", T.BinaryType())])
 
-    @pandas_udf(T.StructType([T.StructField("content_hash", T.StringType())] + DESCRIBE_SCHEMA.fields))
+
+def describe_local(listing: DataFrame, limits: Limits, prepare=None) -> DataFrame:
+    """(image_id, content_hash, describe columns) of local files, read by the Python worker;
+    with `prepare` (sparkdup.decoded), also the model input and thumbnail from the same pixels."""
+
+    @pandas_udf(_with_prepared(T.StructType([T.StructField("content_hash", T.StringType())]
+                                            + DESCRIBE_SCHEMA.fields), prepare))
     def describe_udf(local: pd.Series) -> pd.DataFrame:
-        return describe_files(local, limits)
+        return describe_files(local, limits, prepare)
 
     describe_once = describe_udf.asNondeterministic()  # never duplicated into pushed-down filters
     readable = (F.col("local").isNotNull() & F.col("list_status").isNull()
@@ -231,12 +242,13 @@ def describe_local(listing: DataFrame, limits: Limits) -> DataFrame:
     return listing.where(readable).select("image_id", describe_once("local").alias("d")).select("image_id", "d.*")
 
 
-def describe_contents(contents: DataFrame, limits: Limits) -> DataFrame:
-    """Decode health and statistics per image, on executors, one Arrow batch at a time."""
+def describe_contents(contents: DataFrame, limits: Limits, prepare=None) -> DataFrame:
+    """Decode health and statistics of remote files' bytes, on executors, one Arrow batch at
+    a time; with `prepare`, also the model input and thumbnail from the same pixels."""
 
-    @pandas_udf(DESCRIBE_SCHEMA)
+    @pandas_udf(_with_prepared(DESCRIBE_SCHEMA, prepare))
     def describe_udf(content: pd.Series) -> pd.DataFrame:
-        return describe_batch(content, limits)
+        return describe_batch(content, limits, prepare)
 
     readable = contents.where(F.col("length") <= limits.max_file_bytes)
     describe_once = describe_udf.asNondeterministic()  # never duplicated into pushed-down filters
@@ -365,14 +377,18 @@ def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str
     return Inputs(listing, contents.join(remote.select("path"), "path", "left_semi"), found, typed, n)
 
 
-def images_from(inputs: Inputs, cfg: dict, run_id: str) -> DataFrame:
-    ing = cfg["ingest"]
-    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], ing["stats_max_side"])
+def images_from(inputs: Inputs, cfg: dict, run_id: str, output: str | None = None) -> DataFrame:
+    """The images table; given `output`, each file's model input and thumbnail are kept
+    beside it for the later stages (sparkdup.decoded: decode once per run)."""
+    limits = decoded.decode_limits(cfg)
+    prepare = decoded.prepare_for(cfg) if output else None
     listing = inputs.listing
-    described = describe_local(spread(listing, inputs.n), limits)
+    described = describe_local(spread(listing, inputs.n), limits, prepare)
     if inputs.contents is not None:
-        remote = describe_contents(inputs.contents, limits).withColumn("image_id", image_id()).drop("path")
+        remote = describe_contents(inputs.contents, limits, prepare).withColumn("image_id", image_id()).drop("path")
         described = described.unionByName(remote)
+    if prepare is not None:
+        described = decoded.keep(described, output, prepare)
     if inputs.typed is not None:
         listing = listing.join(inputs.typed, "manifest_line", "left")
     return assemble_images(listing, described, cfg, run_id)
@@ -398,9 +414,9 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     n_files, found = inputs.n, inputs.found
     seconds = time.time() - started
     log.info("listed %s files in %.1f s (%.0f files/s)", f"{n_files:,}", seconds, n_files / max(seconds, 1e-9))
-    images = images_from(inputs, cfg, run_id)
     try:
         with track(spark, "reading images", n_files):
+            images = images_from(inputs, cfg, run_id, args.output)  # keeping model inputs runs the decode
             path = write_table(images, args.output, "images", cfg["output"]["format"])
     except Exception as exc:  # Delta's conflict with a concurrent writer becomes one line
         clean = concurrent_write_error(exc, args.output)

@@ -16,17 +16,18 @@ import sys
 from dataclasses import dataclass, field
 
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
 
+from sparkdup import decoded
 from sparkdup import report_html as H
 from sparkdup.contents import read_contents
 from sparkdup.progress import track
 from sparkdup.tables import hadoop_fs, read_table, table_path
-from sparkdup.udfs.decode import Limits
-from sparkdup.udfs.thumbnails import thumbnail_data_uri
+from sparkdup.udfs.thumbnails import data_uri, thumbnail_data_uri
 
 log = logging.getLogger("sparkdup")
 FLAGS = ("dark", "bright", "blurry", "low_information", "tiny", "odd_aspect")
@@ -46,19 +47,23 @@ class Section:
     layout: str = "cards"  # cards (flowing thumbnails) | groups (one row per item) | table
 
 
-def thumbnails(spark: SparkSession, images: DataFrame, ids: list[int], cfg: dict) -> dict[int, str]:
-    """image_id -> data URI for the given images only, made on the executors."""
+def thumbnails(spark: SparkSession, output: str, images: DataFrame, ids: list[int], cfg: dict) -> dict[int, str]:
+    """image_id -> data URI for the given images only: the thumbnails ingest made from the
+    pixels it decoded (sparkdup.decoded), else made now from the files on the executors."""
     if not ids:
         return {}
-    side = int(cfg["report"]["thumbnail_side"])
-    limits = Limits(cfg["decode"]["max_file_bytes"], cfg["decode"]["max_pixels"], max_side=2 * side)
+    wanted = spark.createDataFrame([(int(i),) for i in ids], "image_id long")
+    kept = decoded.thumbnails(spark, output, wanted)
+    if kept is not None:
+        return {i: data_uri(jpeg) for i, jpeg in kept.items()}
+    side, limits = int(cfg["report"]["thumbnail_side"]), decoded.decode_limits(cfg)
 
     @pandas_udf(T.StringType())
     def thumb(content: pd.Series) -> pd.Series:
         return pd.Series([thumbnail_data_uri(c, side, limits) for c in content])
 
-    wanted = images.join(F.broadcast(spark.createDataFrame([(int(i),) for i in ids], "image_id long")), "image_id")
-    contents = read_contents(spark, wanted.select("image_id", "path"), cfg["decode"]["max_file_bytes"])
+    contents = read_contents(spark, images.join(F.broadcast(wanted), "image_id").select("image_id", "path"),
+                             cfg["decode"]["max_file_bytes"])
     if contents is None:
         return {}
     with track(spark, "making thumbnails", len(ids)):
@@ -195,20 +200,30 @@ def page_name(key: str, n: int) -> str:
 
 def build_report(spark: SparkSession, cfg: dict, output: str) -> dict[str, str]:
     """file name -> HTML for every page of the report."""
+    # Every section and the summary query these small tables several times: read each once
+    # into memory (images without its pixel signatures, the one wide column).
+    tables = [read_table(spark, output, "images").drop("signature"), read_table(spark, output, "outliers"),
+              read_table(spark, output, "neighbors"), read_table(spark, output, "duplicate_groups"),
+              read_table(spark, output, "leaks"), read_table(spark, output, "label_issues")]
+    images, outliers, neighbors, groups, leaks, issues = [t.persist(StorageLevel.MEMORY_AND_DISK) for t in tables]
+    try:
+        return _pages(spark, cfg, output, images, outliers, neighbors, groups, leaks, issues)
+    finally:
+        for t in (images, outliers, neighbors, groups, leaks, issues):
+            t.unpersist()
+
+
+def _pages(spark: SparkSession, cfg: dict, output: str, images: DataFrame, outliers: DataFrame,
+           neighbors: DataFrame, groups: DataFrame, leaks: DataFrame, issues: DataFrame) -> dict[str, str]:
     per_page = int(cfg["report"]["max_per_section"])
     limit = per_page * int(cfg["report"]["max_pages"])
-    images = read_table(spark, output, "images")
-    outliers = read_table(spark, output, "outliers")
-    neighbors = read_table(spark, output, "neighbors")
-    groups, leaks = read_table(spark, output, "duplicate_groups"), read_table(spark, output, "leaks")
-    issues = read_table(spark, output, "label_issues")
     n_images = images.count()
 
     sections = [duplicate_section(groups, limit), outlier_section(outliers, neighbors, limit),
                 broken_section(images, limit), leak_section(leaks, limit), label_section(issues, limit),
                 *flag_sections(images, limit)]
     ids = sorted({int(i) for s in sections for i in s.image_ids})
-    thumbs = thumbnails(spark, images, ids, cfg)
+    thumbs = thumbnails(spark, output, images, ids, cfg)
     paths = dict(images.join(F.broadcast(spark.createDataFrame([(i,) for i in ids], "image_id long")), "image_id")
                  .select("image_id", "path").collect()) if ids else {}
 

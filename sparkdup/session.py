@@ -21,6 +21,8 @@ log = logging.getLogger("sparkdup")
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Quiet console for local sessions: warnings stay, notices nobody can act on do not.
+LOG4J_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
 
 
 def cache_dir() -> str:
@@ -111,6 +113,8 @@ def _local_session(cfg: dict) -> SparkSession:
     )
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
+    if os.path.isfile(LOG4J_CONFIG):  # not when running from a zip (spark-submit brings its own)
+        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}")
     if sc["metastore_dir"]:
         builder = builder.enableHiveSupport()
         for key, value in metastore_settings(sc["metastore_dir"]).items():

@@ -130,6 +130,7 @@ class IngestSettings(Section):
     glob: bool = rule()
     manifest_separator: str = rule(pattern=r"(?s).")
     manifest_encoding: str = rule(pattern=r"[A-Za-z0-9_.:-]+")
+    keep_decoded: bool = rule()
     layout: str = rule(choices=("none", "label", "split/label"))
     stats_max_side: int = rule(ge=16)
     flags: FlagSettings = rule()
@@ -139,6 +140,7 @@ class IngestSettings(Section):
 class EmbedSettings(Section):
     model: str = rule(pattern=r".+")
     weights: Optional[str] = rule()
+    input_size: Optional[int] = rule(ge=32, le=1024)
     resize: str = rule(choices=("center_crop", "letterbox"))
     batch_size: int = rule(ge=1, le=4096)
 

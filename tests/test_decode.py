@@ -93,3 +93,29 @@ def test_statistics_track_what_they_measure():
     assert white["luma_p01"] == pytest.approx(255, abs=0.01)
     noise = image_stats(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     assert noise["entropy"] > 7.5 and noise["contrast"] > 30
+
+
+def test_describe_also_prepares_model_input_and_thumbnail_from_the_same_pixels(bad_folder):
+    """Decode once: the model input and thumbnail ingest keeps equal what embed and the
+    report would make from the file with the same limits."""
+    from sparkdup.udfs.embed import fit_to_square
+    from sparkdup.udfs.prepared import Prepare, model_arrays
+    from sparkdup.udfs.thumbnails import data_uri, thumbnail_data_uri
+
+    folder, expected, _ = bad_folder
+    names = sorted(expected)
+    limits, prepare = Limits(max_side=512), Prepare(160, "center_crop", 96)
+    rows = describe_batch(pd.Series([_read(folder, n) for n in names]), limits, prepare)
+    assert list(rows.columns[-2:]) == ["model_input", "thumbnail"]
+    plain = describe_batch(pd.Series([_read(folder, n) for n in names]), limits)
+    pd.testing.assert_frame_equal(rows[plain.columns], plain)  # the statistics do not change
+    for name, row in zip(names, rows.itertuples()):
+        if expected[name] != "ok":
+            assert row.model_input is None and row.thumbnail is None, name
+            continue
+        rgb = decode(_read(folder, name), limits).rgb
+        (arr,) = model_arrays([row.model_input], 160)
+        assert np.array_equal(arr, fit_to_square(rgb, 160, "center_crop")), name
+        assert data_uri(row.thumbnail) == thumbnail_data_uri(_read(folder, name), 96, limits), name
+        thumb = Image.open(io.BytesIO(row.thumbnail))
+        assert thumb.format == "JPEG" and max(thumb.size) <= 96

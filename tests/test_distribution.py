@@ -89,8 +89,9 @@ def test_workers_load_the_published_model_not_their_own_cache(spark, tmp_path):
     """Python workers whose model cache is an empty folder still embed, with the driver's
     model: exactly the vectors the default model gives, and the folder stays empty (without
     shipping they would build the model there, or fail where its weights package is absent)."""
+    from sparkdup.decoded import decode_limits
     from sparkdup.jobs.embed import build_embeddings
-    from sparkdup.udfs.decode import Limits
+    from sparkdup.models import registry
     from sparkdup.udfs.embed import embed_contents
 
     files = real_pngs(OXYGEN, 6, seed=4)
@@ -103,10 +104,11 @@ def test_workers_load_the_published_model_not_their_own_cache(spark, tmp_path):
     finally:
         del sc.environment["SPARKDUP_CACHE"]
     assert os.listdir(empty_cache) == []
-    assert set(got["model"]) == {"efficientnet_lite0"} and len(got) == 6
+    name = registry.with_size("efficientnet_lite0", load_config()["embed"]["input_size"])
+    assert set(got["model"]) == {name} and len(got) == 6
     by_path = dict(zip(_images_frame(spark, files).toPandas()["image_id"], files))
     contents = [open(by_path[i], "rb").read() for i in got["image_id"]]
-    want = embed_contents("efficientnet_lite0", contents, Limits(10 ** 8, 10 ** 8, max_side=448))
+    want = embed_contents(name, contents, decode_limits(load_config()))
     assert np.abs(np.stack(got["embedding"].map(np.asarray)) - np.stack(want)).max() < 1e-5
 
 

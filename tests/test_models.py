@@ -19,6 +19,7 @@ pytest.importorskip("tensorflow")
 skdata = pytest.importorskip("skimage.data")
 
 from sparkdup.models import pth_reader  # noqa: E402
+from sparkdup.models import registry  # noqa: E402
 from sparkdup.udfs.embed import embed_arrays, fit_to_square, get_model  # noqa: E402
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -304,3 +305,24 @@ def test_tflite_matches_keras(photos, model_cache):
     # a .tflite file given by path resolves and runs too
     by_path = embed_arrays(model_cache["tflite_fp32"], imgs)
     assert np.allclose(by_path, fp32, atol=1e-5)
+
+
+def test_default_model_at_another_input_size(photos, model_cache):
+    """efficientnet_lite0?size=160: the same weights at a smaller input, every backend."""
+    spec = registry.resolve("efficientnet_lite0?size=160")
+    assert spec.input_size == 160 and spec.output_dim == 1280
+    assert registry.with_size("efficientnet_lite0", 160) == "efficientnet_lite0?size=160"
+    assert registry.with_size("efficientnet_lite0", None) == "efficientnet_lite0"
+    with pytest.raises(ValueError, match="size"):
+        registry.resolve("efficientnet_lite0?size=8")
+    imgs = [photos["chelsea"], photos["coffee"]]
+    small = embed_arrays("efficientnet_lite0?size=160", imgs)
+    assert small.shape == (2, 1280)
+    assert np.allclose(np.linalg.norm(small, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(embed_arrays("efficientnet_lite0:tflite?size=160", imgs), small, atol=1e-4)
+    # not the 224 embedding: the model really ran at 160
+    full = embed_arrays("efficientnet_lite0", imgs)
+    assert ((full * small).sum(1) < 0.999).all() and ((full * small).sum(1) > 0.7).all()
+    # a cat is still nearer a cat than a coffee at 160
+    cat_again = embed_arrays("efficientnet_lite0?size=160", [_jpeg(photos["chelsea"], 50)])
+    assert (cat_again @ small.T)[0, 0] > (cat_again @ small.T)[0, 1]

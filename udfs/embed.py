@@ -82,6 +82,7 @@ def get_model(model_name: str | None = None):
     the first model is loaded (one core per Spark task slot).
     """
     from sparkdup.models import registry
+    from sparkdup.models.quiet import native_stderr_filtered
 
     key = model_name or registry.DEFAULT_MODEL
     model = _MODELS.get(key)
@@ -89,9 +90,12 @@ def get_model(model_name: str | None = None):
         with _LOCK:
             model = _MODELS.get(key)
             if model is None:
-                if not _MODELS:
-                    registry.configure_tf_threads()
-                model = registry.load_embedder(key)
+                with native_stderr_filtered():  # TensorFlow's start-up notices stay off the console
+                    if not _MODELS:
+                        registry.configure_tf_threads()
+                    model = registry.load_embedder(key)
+                    s = model.input_size
+                    model(np.zeros((1, s, s, 3), np.uint8))  # the first run prints notices too
                 _MODELS[key] = model
     return model
 

@@ -5,25 +5,34 @@ import hashlib
 
 import pandas as pd
 
+from sparkdup.udfs import prepared
 from sparkdup.udfs.decode import Limits, decode
 from sparkdup.udfs.image_stats import STAT_COLUMNS, image_stats
 
 DESCRIBE_COLUMNS = ("status", "error", "format", "width", "height", "mode", "frames") + STAT_COLUMNS
 
 
-def describe(data: bytes | None, limits: Limits) -> dict:
+def describe(data: bytes | None, limits: Limits, prepare: prepared.Prepare | None = None) -> dict:
+    """Health and statistics of one file; with `prepare`, also the model input and the
+    thumbnail, made from the same decoded pixels (each file is decoded once per run)."""
     d = decode(data, limits)
     row = {"status": d.status, "error": d.error, "format": d.format, "width": d.width,
            "height": d.height, "mode": d.mode, "frames": d.frames}
     stats = image_stats(d.rgb) if d.rgb is not None else dict.fromkeys(STAT_COLUMNS)
     row.update(stats)
+    if prepare is not None:
+        row.update(prepare(d.rgb))
     return row
 
 
-def describe_batch(contents: pd.Series, limits: Limits) -> pd.DataFrame:
+def describe_batch(contents: pd.Series, limits: Limits, prepare: prepared.Prepare | None = None) -> pd.DataFrame:
     """One output row per input, in order, whatever the bytes hold."""
-    rows = [describe(data, limits) for data in contents]
-    return pd.DataFrame(rows, columns=list(DESCRIBE_COLUMNS))
+    rows = [describe(data, limits, prepare) for data in contents]
+    return pd.DataFrame(rows, columns=_columns(prepare))
+
+
+def _columns(prepare: prepared.Prepare | None) -> list[str]:
+    return list(DESCRIBE_COLUMNS) + (list(prepared.COLUMNS) if prepare is not None else [])
 
 
 def read_local(raw: bytes, limit: int) -> tuple[bytes | None, str | None]:
@@ -38,9 +47,10 @@ def read_local(raw: bytes, limit: int) -> tuple[bytes | None, str | None]:
     return data, None
 
 
-def describe_files(local_paths: pd.Series, limits: Limits) -> pd.DataFrame:
+def describe_files(local_paths: pd.Series, limits: Limits, prepare: prepared.Prepare | None = None) -> pd.DataFrame:
     """Read each local file (raw OS path bytes) and describe it: one row per input, in order,
-    with `content_hash` (SHA-256 hex, as Spark's sha2(content, 256) writes it) first.
+    with `content_hash` (SHA-256 hex, as Spark's sha2(content, 256) writes it) first, and
+    with `prepare` the model input and thumbnail from the same pixels.
 
     Reading here rather than through Spark's file source keeps every name the OS holds
     readable (Spark's reader skips names starting with `_` or `.`), and the bytes go
@@ -49,8 +59,8 @@ def describe_files(local_paths: pd.Series, limits: Limits) -> pd.DataFrame:
     for raw in local_paths:
         data, error = read_local(bytes(raw), limits.max_file_bytes)
         if data is None:
-            row = dict.fromkeys(DESCRIBE_COLUMNS) | {"status": "unreadable", "error": error}
+            row = dict.fromkeys(_columns(prepare)) | {"status": "unreadable", "error": error}
             rows.append({"content_hash": None} | row)
         else:
-            rows.append({"content_hash": hashlib.sha256(data).hexdigest()} | describe(data, limits))
-    return pd.DataFrame(rows, columns=["content_hash", *DESCRIBE_COLUMNS])
+            rows.append({"content_hash": hashlib.sha256(data).hexdigest()} | describe(data, limits, prepare))
+    return pd.DataFrame(rows, columns=["content_hash", *_columns(prepare)])

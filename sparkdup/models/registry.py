@@ -201,8 +201,12 @@ def _parse(name: str) -> tuple[str, dict[str, str], str]:
     if unknown:
         raise ModelError(f"embedding model '{base}': unknown option(s) {sorted(unknown)} (allowed: weights, size, "
                          "preprocess)")
-    if "size" in opts and not opts["size"].isdigit():
-        raise ModelError(f"embedding model '{base}': size must be a whole number of pixels")
+    if "size" in opts and not (opts["size"].isdigit() and 32 <= int(opts["size"]) <= 1024):
+        raise ModelError(f"embedding model '{base}': size must be a whole number of pixels from 32 to 1024")
+    if base in _REGISTRY:  # a registered model at another input size: efficientnet_lite0?size=160
+        if set(opts) - {"size"}:
+            raise ModelError(f"embedding model '{base}': a registered model takes only the size option")
+        return base, opts, "registered"
     if base.startswith("keras:"):
         weights = opts.get("weights", "imagenet")
         if weights.lower() not in ("imagenet", "none") and not os.path.isfile(os.path.expanduser(weights)):
@@ -235,7 +239,8 @@ def resolve(name: str | None = None) -> ModelSpec:
     name = (name or DEFAULT_MODEL).strip()
     base, opts, kind = _parse(name)
     if kind == "registered":
-        return _REGISTRY[name]
+        spec = _REGISTRY[base]
+        return dataclasses.replace(spec, name=name, input_size=int(opts["size"])) if "size" in opts else spec
     if kind == "keras":
         return _keras_app_spec(name, base[len("keras:") :], opts)
     size, preprocess = int(opts.get("size", 0)), opts.get("preprocess", "raw")
@@ -244,6 +249,34 @@ def resolve(name: str | None = None) -> ModelSpec:
     if kind == "keras_file":
         return ModelSpec(name, size or _keras_file_input_size(base), preprocess, None, _load_keras_file, source=base)
     return ModelSpec(name, size or 224, preprocess, None, _load_saved_model, source=base)
+
+
+def with_size(name: str, size: int | None) -> str:
+    """``name`` at input ``size`` (None: the model's own size), e.g. efficientnet_lite0?size=160."""
+    if not size:
+        return name
+    base, opts = _split_options(name)
+    opts["size"] = str(int(size))
+    return base + "?" + urllib.parse.urlencode(opts, safe="/:~")
+
+
+def at_input_size(model, size: int):
+    """A functional Keras model rebuilt to take ``size x size`` inputs, same weights.
+
+    Convolutional networks with global pooling compute the same function at any input
+    size, but a saved model records the size it was built for and refuses others."""
+    import keras
+
+    shape = tuple(model.inputs[0].shape)
+    if shape[1:3] == (size, size):
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["batch_shape"] = [None, size, size, shape[-1]]
+    rebuilt = keras.Model.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def load_embedder(name: str | None = None) -> Embedder:
@@ -292,7 +325,7 @@ def _keras_model_embedder(spec: ModelSpec, model, preprocess: Callable, backend:
 def _load_keras_file(spec: ModelSpec) -> Embedder:
     import keras
 
-    model = keras.models.load_model(spec.source, compile=False)
+    model = at_input_size(keras.models.load_model(spec.source, compile=False), spec.input_size)
     return _keras_model_embedder(spec, model, PREPROCESSING[spec.preprocessing], "keras")
 
 
@@ -411,9 +444,10 @@ def _tflite_input_size(path: str) -> int:
 
 class _TFLiteRunner:
     """One interpreter, re-shaped to the batch size when it changes (not thread-safe:
-    one per Python worker, which is how Spark runs UDFs)."""
+    one per Python worker, which is how Spark runs UDFs). ``size``: the square input side
+    to run at, when not the file's own (the interpreter is re-shaped to it)."""
 
-    def __init__(self, path: str, preprocess: Callable):
+    def __init__(self, path: str, preprocess: Callable, size: int | None = None):
         self.path = path
         self.preprocess = preprocess
         self.interp = _make_interpreter(path)
@@ -421,6 +455,10 @@ class _TFLiteRunner:
         self.out = self.interp.get_output_details()[0]
         self.batch = int(self.inp["shape"][0])
         self.resizable = True
+        if size and tuple(self.inp["shape"][1:3]) != (size, size):
+            shape = [self.batch, size, size, int(self.inp["shape"][3])]
+            self.interp.resize_tensor_input(self.inp["index"], shape, strict=False)
+            self.inp = dict(self.inp, shape=np.array(shape, np.int32))
         self.interp.allocate_tensors()
 
     def _set_batch(self, n: int) -> bool:
@@ -469,7 +507,7 @@ class _TFLiteRunner:
 
 
 def _tflite_embedder(spec: ModelSpec, path: str) -> Embedder:
-    runner = _TFLiteRunner(path, PREPROCESSING[spec.preprocessing])
+    runner = _TFLiteRunner(path, PREPROCESSING[spec.preprocessing], spec.input_size)
     out_shape = runner.out["shape"]
     dim = int(np.prod(out_shape[1:])) if len(out_shape) == 2 else int(out_shape[-1])
     return Embedder(spec, runner, dim, "tflite")
@@ -488,7 +526,7 @@ def _load_default(spec: ModelSpec) -> Embedder:
     paths = build_cache.ensure_built()
     import keras
 
-    model = keras.models.load_model(paths["keras"], compile=False)
+    model = at_input_size(keras.models.load_model(paths["keras"], compile=False), spec.input_size)
     return _keras_model_embedder(spec, model, PREPROCESSING["raw"], "keras")
 
 

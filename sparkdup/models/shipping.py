@@ -125,10 +125,11 @@ def publish(spark, path: str) -> str:
 
 def _local_source(name: str, spec: registry.ModelSpec) -> tuple[str, str, str, bool] | None:
     """(local path, prefix, suffix, quote) of the file a model loads from, or None."""
-    if name in CACHED:
+    base = name.partition("?")[0]
+    if base in CACHED:  # efficientnet_lite0, also at another size (efficientnet_lite0?size=160)
         from sparkdup.models import build_cache
 
-        path = build_cache.ensure_built()[CACHED[name]]
+        path = build_cache.ensure_built()[CACHED[base]]
         return path, "", f"?preprocess=raw&size={spec.input_size}", False
     if spec.preprocessing.startswith("keras:"):
         app, weights = spec.source.split("|", 1)
