@@ -11,7 +11,9 @@ look-alike (another frame of one animation, another icon of one theme, a rotated
 mirrored symbol) falls at the finer scale, where the drawings differ.
 
 Scores are Pearson correlations over all three channels with each channel's mean taken
-out (brightness and colour-balance changes do not count), in -1..1:
+out (brightness and colour-balance changes do not count), in -1..1; when either image is
+grey, both are compared by luminance (a conversion to grey is a mode change, not another
+picture):
 
 * ``coarse``: best 16 x 16 correlation over all windows and both directions;
 * ``fine``: the 32 x 32 correlation of the best coarse windows (the decision's score);
@@ -36,6 +38,7 @@ MAX_CROP = 0.16  # the largest share of one axis a crop may remove (issue: up to
 CROP_STEP = 0.04
 COARSE, FINE = 16, 32
 TOP_WINDOWS = 2  # best coarse windows refined at the fine scale
+GREY_SPREAD = 3.0  # mean max-min channel spread (0-255) under which a thumbnail counts as grey
 REFINE = 0.02  # crop step of the fine search (half the coarse step)
 
 SIGNATURE_BYTES = SIDE * SIDE * CHANNELS
@@ -93,6 +96,17 @@ def _whole(src: np.ndarray, out: int) -> np.ndarray:
     return _windows(src, w, w)[0, 0]
 
 
+def _is_grey(img: np.ndarray) -> bool:
+    """Channels equal to within JPEG chroma noise on average: a grey picture stored as RGB."""
+    return float((img.max(axis=-1) - img.min(axis=-1)).mean()) < GREY_SPREAD
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma, repeated in the three channels."""
+    y = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(y[..., None], CHANNELS, axis=-1)
+
+
 def _centred(x: np.ndarray) -> np.ndarray:
     """Each channel's mean removed over the last three axes (rows, cols, channels)."""
     return x - x.mean(axis=(-3, -2), keepdims=True)
@@ -135,6 +149,8 @@ def compare(a: bytes | None, b: bytes | None) -> dict:
     x, y = thumbnail(a), thumbnail(b)
     if x is None or y is None:
         return {"status": "no_signature", "coarse": None, "fine": None, "changed": None}
+    if _is_grey(x) or _is_grey(y):  # a mode change to grey: compare luminance only
+        x, y = _luma(x), _luma(y)
     grid, crops = _grid_weights(COARSE), _crops()
     src_c = {0: _source(x, COARSE), 1: _source(y, COARSE)}
     src_f = {0: _source(x, FINE), 1: _source(y, FINE)}
