@@ -19,7 +19,10 @@ def documented_tables() -> dict[str, tuple[dict[str, str], bool]]:
     text = open(DOC, encoding="utf-8").read()
     tables: dict[str, tuple[dict[str, str], bool]] = {}
     for block in re.split(r"^## ", text, flags=re.M)[1:]:
-        name = re.match(r"([a-z_]+)", block).group(1)
+        named = re.match(r"([a-z_]+) ", block)
+        if named is None:  # a section about something else (e.g. internal files)
+            continue
+        name = named.group(1)
         columns: dict[str, str] = {}
         extra = False
         table = re.search(r"^\| column \| type \| meaning \|\n\|[-|]+\|\n((?:\|.*\n?)*)", block, flags=re.M)
