@@ -111,10 +111,19 @@ run_id string: the run that wrote the row
     _spec("outliers", "one row per embedded image, ranked", """
 image_id bigint: the image
 path string: its path
-score double: higher = more unusual
+score double: higher = more unusual (weighted mean of robust z-scores, plus pixel evidence)
 rank int: 1 = most unusual
 percentile double: 100 = most unusual
 is_outlier boolean: in the top outlier_fraction
+reason string: the evidence that decided, in words
+knn_distance double: cosine distance to the k-th nearest neighbour
+lof double: local outlier factor over the k nearest
+label_distance double: cosine distance to the mean embedding of its label
+label_z double: label_distance as a robust z-score within its label
+contrast double: from images
+entropy double: from images
+noise_ratio double: Laplacian variance / (20 x luminance variance); ~1 for pixel noise
+low_information boolean: the ingest flag
 nn_similarity double: similarity to the nearest neighbour
 mean_similarity double: mean similarity to the k nearest
 in_degree bigint: images listing it among their k nearest
@@ -140,11 +149,17 @@ image_id bigint: the image
 path string: its path
 label string: its given label
 suggested_label string: the label the evidence points to
-confidence double: share of the evidence for suggested_label
-rank int: 1 = most confident within each issue
-issue string: neighbor_vote or mixed_duplicate_group
+label_quality double: 0-1, lower = more likely wrong (normalised margin or self-confidence)
+p_given double: out-of-sample classifier probability of the given label
+p_suggested double: the classifier's probability of suggested_label
+vote_share double: share of the neighbours' vote for suggested_label
+confidence double: the evidence's probability of suggested_label
+rank int: 1 = most likely wrong, over the whole table
+issue string: the strongest kind that fired
+issues array<string>: every kind that fired
 group_id bigint: for mixed_duplicate_group
 voters array<bigint>: neighbours that voted for suggested_label
+reason string: the evidence in words
 run_id string: the run that wrote the row
 """),
     _spec("runs", "one row per run and stage, appended", """
