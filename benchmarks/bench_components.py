@@ -14,6 +14,7 @@ driver only computes how many clusters to ask for.
 
     python benchmarks/bench_components.py                 # 1M and 10M edges, local[2]
     python benchmarks/bench_components.py --sizes 1000000 --methods driver,dataframe
+    python benchmarks/bench_components.py --methods graphframes-graphx   # GraphFrames, GraphX algorithm
 
 Every method's result is checked against the first one's (same id -> component).
 """
@@ -110,7 +111,9 @@ def time_method(spark, edges, method: str, n_edges: int):
 
     before = executor_seconds(spark)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    result = connected_components(edges, method=method, driver_max_edges=max(n_edges, 2_000_000))
+    method, _, algorithm = method.partition("-")  # graphframes-graphx: GraphFrames with GraphX's algorithm
+    extra = {"graphframes_algorithm": algorithm} if algorithm else {}
+    result = connected_components(edges, method=method, driver_max_edges=max(n_edges, 2_000_000), **extra)
     result.write.format("noop").mode("overwrite").save()  # materialise everything
     seconds = time.perf_counter() - t0
     python_cpu = time.process_time() - cpu0
@@ -122,8 +125,9 @@ def time_method(spark, edges, method: str, n_edges: int):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000", help="edge counts, comma separated")
-    parser.add_argument("--methods", default="driver,dataframe,graphframes",
-                        help="methods to time (graphframes is skipped when its jar is not loaded)")
+    parser.add_argument("--methods", default="driver,dataframe,graphframes-graphframes,graphframes-graphx",
+                        help="methods to time; graphframes-<algorithm> picks GraphFrames' algorithm "
+                             "(skipped when its jar is not loaded)")
     parser.add_argument("--workdir", default="/tmp/sparkdup-bench-components", help="where the Parquet graphs go")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="6g")
@@ -154,7 +158,7 @@ def main(argv=None) -> int:
         n_edges = edges.count()
         reference = None
         for method in args.methods.split(","):
-            if method == "graphframes" and not have_gf:
+            if method.startswith("graphframes") and not have_gf:
                 logging.info("skipping graphframes: its jar is not on the classpath")
                 rows.append((n_edges, method, None, None, None, None, None, "skipped: GraphFrames jar not loaded"))
                 continue

@@ -1,6 +1,13 @@
 """Driver memory of `sparkdup run` by input size: does anything grow with the images?
 
     python benchmarks/bench_driver_memory.py --images 2000 8000 [--cluster] [--set KEY=VALUE] [--write]
+    python benchmarks/bench_driver_memory.py --synthetic 100000 1000000 [--dim 1280] --write
+
+``--synthetic N``: no images; `images` and `embeddings` tables of N synthetic clustered
+unit vectors (1% of them near-copies of another, so the graph part has work) are written
+with pyarrow, outside the measured process, then `sparkdup neighbors` and `sparkdup
+analyze` run as two measured subprocesses (spark.driver_memory=1g by default): the stages
+whose driver side the issue "driver memory flat in N" is about.
 
 The design promises that the driver never collects per-image data beyond bounded,
 configurable amounts. This measures it: N real openclipart PNGs (benchmarks/common.py),
@@ -138,6 +145,91 @@ def measure(n: int, work: str, settings: list[str], master: str) -> dict:
             "heap": heap_after_gc(gc_log, sampler.jvm_started, stage_starts)}
 
 
+def write_synthetic(out: str, n: int, dim: int, seed: int = 0, chunk: int = 20000) -> None:
+    """`images` and `embeddings` Parquet tables of n synthetic images, written in chunks."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(8, n // 500), dim)).astype(np.float32)
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    os.makedirs(os.path.join(out, "embeddings"), exist_ok=True)
+    for part, start in enumerate(range(0, n, chunk)):
+        m = min(chunk, n - start)
+        ids = np.arange(start, start + m, dtype=np.int64) * 2654435761 % (2 ** 61)
+        x = centres[rng.integers(len(centres), size=m)] + rng.normal(size=(m, dim)).astype(np.float32)
+        copies = rng.random(m) < 0.01  # near-copies of the previous row (slightly perturbed)
+        copies[0] = False
+        x[copies] = x[np.flatnonzero(copies) - 1] + 0.01 * rng.normal(size=(int(copies.sum()), dim))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        sig = rng.integers(0, 256, size=(m, 1024), dtype=np.uint8)
+        sig[copies] = sig[np.flatnonzero(copies) - 1]
+        images = pa.table({
+            "image_id": ids, "path": [f"file:/synthetic/{i:09d}.png" for i in range(start, start + m)],
+            "label": [f"c{int(c)}" for c in rng.integers(10, size=m)],
+            "split": np.where(rng.random(m) < 0.8, "train", "val").tolist(),
+            "size_bytes": rng.integers(10_000, 200_000, size=m), "content_hash": [f"{int(i):016x}" for i in ids],
+            "format": ["PNG"] * m, "width": np.full(m, 256, np.int32), "height": np.full(m, 256, np.int32),
+            "status": ["ok"] * m, "error": pa.nulls(m, pa.string()),
+            "signature": [bytes(r) for r in sig], "flags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
+            "run_id": ["synthetic"] * m})
+        emb = pa.table({"image_id": ids, "embedding": pa.array(list(x), pa.list_(pa.float32())),
+                        "model": ["synthetic"] * m, "dim": np.full(m, dim, np.int32), "run_id": ["synthetic"] * m})
+        pq.write_table(images, os.path.join(out, "images", f"part-{part:05d}.parquet"))
+        pq.write_table(emb, os.path.join(out, "embeddings", f"part-{part:05d}.parquet"))
+
+
+def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: str) -> dict:
+    out = os.path.join(work, "out")
+    t0 = time.time()
+    write_synthetic(out, n, dim)
+    print(f"synthetic tables of {n} x {dim} written in {time.time() - t0:.0f} s", flush=True)
+    result = {"n": n, "python": {}, "jvm": {}, "heap": {}, "seconds": 0.0, "stage_seconds": {}}
+    for stage in ("neighbors", "analyze"):
+        gc_log = os.path.join(work, f"gc-{stage}.log")
+        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options -Xlog:gc:file={gc_log} pyspark-shell")
+        overrides = [arg for s in [f"spark.master={master}", "spark.driver_memory=1g", *settings]
+                     for arg in ("--set", s)]
+        started = time.time()
+        popen = psutil.Popen([SPARKDUP, stage, "--output", out, "--format", "parquet", *overrides],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        sampler = DriverSampler(popen)
+        sampler.stage = stage
+        sampler.start()
+        tail: list[str] = []
+        for line in popen.stdout:
+            tail = (tail + [line])[-40:]
+        rc = popen.wait()
+        sampler.stop()
+        if rc != 0:
+            sys.exit("".join(tail))
+        took = time.time() - started
+        result["seconds"] += took
+        result["stage_seconds"][stage] = round(took)
+        result["python"][stage] = round(sampler.python.get(stage, 0) / 2 ** 20)
+        result["jvm"][stage] = round(sampler.jvm.get(stage, 0) / 2 ** 20)
+        heap = heap_after_gc(gc_log, sampler.jvm_started, [(started, stage)])
+        if stage in heap:
+            result["heap"][stage] = heap[stage]
+    return result
+
+
+def report_synthetic(results: list[dict], settings: list[str], dim: int, section: str) -> str:
+    rows = []
+    for r in results:
+        for stage in ("neighbors", "analyze"):
+            rows.append(f"| {r['n']:,} | {stage} | {r['python'].get(stage, '')} | {r['jvm'].get(stage, '')} | "
+                        f"{r['heap'].get(stage, '?')} | {r['stage_seconds'].get(stage, '')} |")
+    sizes = " ".join(str(r["n"]) for r in results)
+    extra = "".join(f" --set {s}" for s in settings) + (f" --section {section}" if section != SECTION else "")
+    return (f"### Driver memory by input size (synthetic {dim}-d embeddings: `sparkdup neighbors` + `sparkdup analyze`)\n\n"
+            f"Command: `nice python benchmarks/bench_driver_memory.py --synthetic {sizes} --dim {dim}{extra} --write` "
+            f"(local[2], spark.driver_memory=1g, Parquet; machine: {machine()})\n\n"
+            "| images | stage | driver Python peak RSS MB | driver JVM peak RSS MB | JVM live heap, peak MB | seconds |\n"
+            "|---:|---|---:|---:|---:|---:|\n" + "\n".join(rows))
+
+
 def report(results: list[dict], settings: list[str], section: str, cluster: bool) -> str:
     rows = []
     for r in results:
@@ -168,12 +260,24 @@ def report(results: list[dict], settings: list[str], section: str, cluster: bool
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, nargs="+", default=[2000, 8000])
+    ap.add_argument("--synthetic", type=int, nargs="+", help="synthetic embeddings instead of images")
+    ap.add_argument("--dim", type=int, default=1280, help="dimension of the synthetic embeddings")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="sparkdup setting")
     ap.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     ap.add_argument("--cluster", action="store_true", help="run on a standalone cluster started here")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     results = []
+    if args.synthetic:
+        with tempfile.TemporaryDirectory(prefix="bench_driver_") as root:
+            for n in args.synthetic:
+                results.append(measure_synthetic(n, args.dim, os.path.join(root, str(n)), args.set, "local[2]"))
+                print(results[-1], flush=True)
+        body = report_synthetic(results, args.set, args.dim, args.section + "-synthetic")
+        print(body)
+        if args.write:
+            update_benchmarks_md(args.section + "-synthetic", body)
+        return
     with tempfile.TemporaryDirectory(prefix="bench_driver_") as root:
         cluster = None
         if args.cluster:

@@ -55,7 +55,7 @@ def _listing_row(spark, where: str, n: int, source: str) -> str:
     found = list_input(spark, source, wanted, False)
     listed = time.time() - start
     start = time.time()
-    rows = entries_frame(spark, found.entries).count()
+    rows = entries_frame(spark, found.entries).count()  # what ingest adds before reading starts
     framed = time.time() - start
     _spark_index_seconds(spark, source)
     old, n_old = _spark_index_seconds(spark, source)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -128,13 +129,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --buckets: only the recall ceiling of bucketing, no per-bucket indexes")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (1 = one Spark core)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--job", action="store_true",
+                        help="also run the neighbors stage itself (local[2], default settings) on the same vectors "
+                             "and score its table: the recall users get, executor-built indexes included")
+    parser.add_argument("--storage", default="",
+                        help="embedding storage to compare with float32, e.g. float16,pca256: faiss HNSW at its "
+                             "first M and efSearch 64, built and queried on the stored form, recall against "
+                             "float32 exact search")
     args = parser.parse_args(argv)
     _set_threads(args.threads)
 
     import numpy as np
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from sparkdup.udfs import ann
+    from sparkdup.udfs import backends, merge
+    from sparkdup.udfs.backends import Params
 
     import faiss
 
@@ -166,14 +175,14 @@ def main(argv: list[str] | None = None) -> int:
               f"query/10k={qs} s {note}", file=sys.stderr, flush=True)
 
     def merged(i, s):
-        return ann.merge_candidates(qids, i, s, k)
+        return merge.merge_candidates(qids, i, s, k)
 
     with Clock() as exact_s:
-        e_ids, e_sims = merged(*ann.exact_topk(qx, x, k + 1, 4096, ids))
+        e_ids, e_sims = merged(*backends.exact_topk(qx, x, k + 1, 4096, ids))
     exact_valid = np.isfinite(e_sims)
 
     def recall(a_ids, a_sims):
-        return ann.recall_at_k(a_ids, e_ids, np.isfinite(a_sims), exact_valid)
+        return merge.recall_at_k(a_ids, e_ids, np.isfinite(a_sims), exact_valid)
 
     add("exact", "block_rows=4096", 1.0, None, exact_s, f"(scans all {n})")
     print(f"  nn1 cosine median {np.median(e_sims[:, 0]):.3f}, nn{k} median {np.median(e_sims[:, k - 1]):.3f}",
@@ -184,30 +193,33 @@ def main(argv: list[str] | None = None) -> int:
         for trees in [int(t) for t in args.trees.split(",") if t]:
             path = os.path.join(tmp, f"a{trees}.annoy")
             with Clock() as build_s:
-                ann.build_annoy_index(ids, x, path, trees, n_jobs=args.threads)
-            loaded = ann.load_index("annoy", path, x.shape[1])
+                backends.build_index("annoy", ids, x, path, Params(trees=trees, threads=args.threads))
+            loaded = backends.load_index("annoy", path, x.shape[1])
             for sk in [int(s) for s in args.search_k.split(",") if s]:
                 with Clock() as q_s:
-                    a = merged(*ann.query_annoy(loaded.index, loaded.ids, qx, k + 1, sk))
+                    a = merged(*backends.query_index(loaded, qx, k + 1, Params(search_k=sk)))
                 add("annoy", f"trees={trees} search_k={sk}", recall(*a), build_s, q_s,
                     f"index {os.path.getsize(path) / 2**20:.0f} MiB")
         for m in [int(v) for v in args.hnsw_m.split(",") if v]:
             path = os.path.join(tmp, f"h{m}.faiss")
             with Clock() as build_s:
-                ann.build_faiss_hnsw_index(ids, x, path, m, args.ef_construction)
-            loaded = ann.load_index("faiss_hnsw", path, x.shape[1])
+                backends.build_index("faiss_hnsw", ids, x, path, Params(m=m, ef_construction=args.ef_construction,
+                                                                      threads=args.threads))
+            loaded = backends.load_index("faiss_hnsw", path, x.shape[1])
             for ef in [int(v) for v in args.ef_search.split(",") if v]:
                 with Clock() as q_s:
-                    a = merged(*ann.query_faiss(loaded.index, loaded.ids, qx, k + 1, ef))
+                    a = merged(*backends.query_index(loaded, qx, k + 1, Params(ef_search=ef, threads=args.threads)))
                 add("faiss_hnsw", f"M={m} efC={args.ef_construction} ef={ef}", recall(*a), build_s, q_s,
                     f"index {os.path.getsize(path) / 2**20:.0f} MiB")
         if args.buckets > 1:
-            _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, exact_valid)
+            _bench_buckets(args, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, exact_valid)
+        if args.job:
+            _bench_job(ids, x, qids, k, tmp, add, recall)
+        for storage in [v for v in args.storage.split(",") if v]:
+            _bench_storage(args, storage, ids, x, qx, k, tmp, add, merged, recall)
     finally:
-        ann.clear_cache()
-        for f in os.listdir(tmp):
-            os.remove(os.path.join(tmp, f))
-        os.rmdir(tmp)
+        backends.clear_cache()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     print(f"Data: {source}; {len(qrows)} queries, k={k}, {args.threads} thread(s).")
@@ -224,21 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, e_valid):
+def _bench_buckets(args, ids, x, qids, qx, k, tmp, add, merged, recall, e_ids, e_valid):
     """Bucketed search as the job does it: k-means on a sample, index per bucket, probe P."""
     import numpy as np
+
+    from sparkdup.udfs import backends, buckets, merge
+    from sparkdup.udfs.backends import Params
 
     rng = np.random.default_rng(args.seed + 2)
     sample = x[rng.choice(len(x), size=min(len(x), 20000), replace=False)]
     with Clock() as fit:
-        centroids = ann.fit_centroids(sample, args.buckets, iterations=10, seed=args.seed)
-        primary = ann.nearest_buckets(x, centroids, 1)[:, 0]
+        centroids = buckets.fit_centroids(sample, args.buckets, iterations=10, seed=args.seed)
+        primary = buckets.nearest_buckets(x, centroids, 1)[:, 0]
     sizes = np.bincount(primary, minlength=len(centroids))
     # The ceiling bucketing puts on recall, whatever the index: the share of each query's
     # exact neighbours indexed in one of the buckets it probes.
     bucket_of = dict(zip(ids.tolist(), primary.tolist()))
     for p in range(1, min(len(centroids), 4) + 1):
-        probed = ann.nearest_buckets(qx, centroids, p)
+        probed = buckets.nearest_buckets(qx, centroids, p)
         hits = total = 0
         for r in range(len(qx)):
             truth = [bucket_of[int(i)] for i, ok in zip(e_ids[r], e_valid[r]) if ok]
@@ -248,7 +263,7 @@ def _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall, e_i
             f"bucket sizes {sizes.min()}-{sizes.max()}; no index: exact search in the probed buckets")
     if not args.bucket_index:
         return
-    probes = ann.nearest_buckets(qx, centroids, args.probe)
+    probes = buckets.nearest_buckets(qx, centroids, args.probe)
     note = f"{len(centroids)} buckets (sizes {sizes.min()}-{sizes.max()}), probe {probes.shape[1]}"
     trees = int(args.trees.split(",")[-1])
     sks = [int(s) for s in args.search_k.split(",") if s]
@@ -261,27 +276,100 @@ def _bench_buckets(args, ann, ids, x, qids, qx, k, tmp, add, merged, recall, e_i
                 continue
             path = os.path.join(tmp, f"bk_{backend}_{b}")
             with build:
-                if backend == "annoy":
-                    ann.build_annoy_index(ids[rows], x[rows], path, trees, n_jobs=args.threads)
-                else:
-                    ann.build_faiss_hnsw_index(ids[rows], x[rows], path, int(args.hnsw_m.split(",")[0]),
-                                               args.ef_construction)
+                backends.build_index(backend, ids[rows], x[rows], path,
+                                     Params(trees=trees, m=int(args.hnsw_m.split(",")[0]),
+                                            ef_construction=args.ef_construction, threads=args.threads))
             files[b] = path
         for s in settings:
-            plan = ann.QueryPlan(backend, x.shape[1], k, files, search_k=s, ef_search=s)
+            plan = backends.QueryPlan(backend, x.shape[1], k, files, Params(search_k=s, ef_search=s, threads=args.threads))
             with Clock() as query:
                 c_ids, c_sims = [], []
                 for p in range(probes.shape[1]):
-                    pi, ps = ann._empty(len(qx), k + 1)  # noqa: SLF001
+                    pi, ps = merge.empty(len(qx), k + 1)
                     for b in np.unique(probes[:, p]):
                         r = np.flatnonzero(probes[:, p] == b)
                         if int(b) in files:
-                            pi[r], ps[r] = ann.query_bucket(plan, files[int(b)], qx[r])
+                            pi[r], ps[r] = backends.query_bucket(plan, files[int(b)], qx[r])
                     c_ids.append(pi)
                     c_sims.append(ps)
                 a = merged(c_ids, c_sims)
             label = f"trees={trees} search_k={s}" if backend == "annoy" else f"M={args.hnsw_m.split(',')[0]} ef={s}"
             add(backend + "/buckets", label, recall(*a), build, query, note)
+
+def _bench_job(ids, x, qids, k, tmp, add, recall):
+    """The neighbors stage end to end on these vectors, at its default settings."""
+    import numpy as np
+    import pandas as pd
+
+    from sparkdup.jobs import neighbors
+    from sparkdup.stage import main_for
+
+    out = os.path.join(tmp, "job")
+    for name, frame in (("images", pd.DataFrame({"image_id": ids, "path": [f"p{i}" for i in range(len(ids))],
+                                                   "content_hash": [f"h{i}" for i in range(len(ids))],
+                                                   "status": "ok"})),
+                        ("embeddings", pd.DataFrame({"image_id": ids, "embedding": list(x), "model": "m",
+                                                     "dim": np.int32(x.shape[1]), "run_id": "r"}))):
+        os.makedirs(os.path.join(out, name))
+        frame.to_parquet(os.path.join(out, name, "part-0.parquet"), index=False)
+    with Clock() as took:
+        rc = main_for(neighbors, ["--output", out, "--format", "parquet", "--set", "spark.master=local[2]",
+                                  "--set", "spark.driver_memory=2g"])
+    if rc != 0:
+        raise SystemExit("the neighbors stage failed")
+    table = pd.read_parquet(os.path.join(out, "neighbors"))
+    table = table[table["src"].isin(set(qids.tolist()))].sort_values(["src", "rank"])
+    found = table.groupby("src")["dst"].apply(list).to_dict()
+    a_ids = np.zeros((len(qids), k), np.int64)
+    a_sims = np.full((len(qids), k), -np.inf, np.float32)
+    for r, q in enumerate(qids):
+        got = found.get(int(q), [])[:k]
+        a_ids[r, :len(got)] = got
+        a_sims[r, :len(got)] = 1.0
+    add("job", "neighbors stage, default settings", recall(a_ids, a_sims), None, None,
+        f"{took.wall:.0f} s wall for the stage (Spark start included), {len(ids)} vectors")
+
+
+def _bench_storage(args, storage, ids, x, qx, k, tmp, add, merged, recall):
+    """Store the vectors as float16 or as a PCA projection (fitted on a sample), search
+    that form, score against float32 exact search: what the smaller storage costs."""
+    import numpy as np
+
+    from sparkdup.udfs import backends
+    from sparkdup.udfs.backends import Params
+
+    def unit(v):
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    with Clock() as fit:
+        if storage == "float16":
+            stored, sq = x.astype(np.float16).astype(np.float32), qx.astype(np.float16).astype(np.float32)
+            per_image = 2 * x.shape[1]
+        elif storage.startswith("pca"):
+            d = int(storage[3:])
+            rng = np.random.default_rng(args.seed + 3)
+            sample = x[rng.choice(len(x), size=min(len(x), 20000), replace=False)].astype(np.float64)
+            mean = sample.mean(axis=0)
+            _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+            basis = vt[:d].T.astype(np.float32)
+            stored, sq = unit((x - mean) @ basis), unit((qx - mean) @ basis)
+            per_image = 4 * d
+        else:
+            raise SystemExit(f"--storage: float16 or pca<dims>, got {storage}")
+    with Clock() as q_exact:
+        a = merged(*backends.exact_topk(sq, stored, k + 1, 4096, ids))
+    add(f"exact/{storage}", f"{per_image} bytes per image (float32: {4 * x.shape[1]})", recall(*a), fit, q_exact)
+    m = int(args.hnsw_m.split(",")[0])
+    path = os.path.join(tmp, f"storage_{storage}.faiss")
+    with Clock() as build:
+        backends.build_index("faiss_hnsw", ids, stored, path, Params(m=m, ef_construction=args.ef_construction,
+                                                                     threads=args.threads))
+    loaded = backends.load_index("faiss_hnsw", path, stored.shape[1])
+    with Clock() as q:
+        a = merged(*backends.query_index(loaded, sq, k + 1, Params(ef_search=64, threads=args.threads)))
+    add(f"faiss_hnsw/{storage}", f"M={m} ef=64, {per_image} bytes per image", recall(*a), build, q,
+        f"index {os.path.getsize(path) / 2**20:.0f} MiB")
+
 
 if __name__ == "__main__":
     sys.exit(main())

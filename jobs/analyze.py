@@ -1,10 +1,12 @@
 """analyze: duplicate groups, outliers, leaks and label issues from the neighbour graph.
 
-Extract: `images`, `embeddings`, `neighbors`. Transform: connected components over the
-duplicate edges (GraphFrames when its jar is loaded, else sparkdup.graph's own
-implementations), robust z-scores of neighbour distances and pixel evidence for
-outliers, cross-split pairs for leaks, confident learning on cross-fitted MLlib class
-probabilities plus neighbour votes for label issues. Load: `duplicate_groups`,
+Extract: `images`, `embeddings`, `neighbors`. Transform: candidate neighbour pairs
+verified on executors (aligned thumbnails), connected components over the verified links
+(GraphFrames when its jar is loaded, else sparkdup.graph's own implementations) split into
+stars around each representative; robust z-scores of neighbour distances and pixel
+evidence for outliers; cross-split pairs for leaks; confident learning on cross-fitted
+MLlib class probabilities plus neighbour votes for label issues. Load: `duplicate_pairs`,
+`duplicate_groups`,
 `outliers`, `leaks`, `label_issues`.
 
 Every transform is a function of DataFrames and settings in sparkdup.findings (one module per
@@ -19,7 +21,7 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from sparkdup.findings.duplicates import duplicate_groups
+from sparkdup.findings.duplicates import duplicate_groups, duplicate_pairs
 from sparkdup.findings.labels import label_issues
 from sparkdup.findings.leaks import leaks
 from sparkdup.findings.outliers import outliers
@@ -29,7 +31,7 @@ from sparkdup.tables import read_table, write_table
 
 log = logging.getLogger("sparkdup")
 
-TABLES = ("duplicate_groups", "outliers", "leaks", "label_issues")
+TABLES = ("duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_issues")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +45,11 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     embeddings = read_table(spark, out, "embeddings")
     neighbors = read_table(spark, out, "neighbors")
     stamp = F.lit(run_id).alias("run_id")
-    log.info("analyze: duplicate groups (connected components of duplicate edges)")
-    write_table(duplicate_groups(images, embeddings, neighbors, an).select("*", stamp), out, "duplicate_groups", fmt)
+    log.info("analyze: duplicate pairs (candidate neighbour pairs verified by aligned thumbnails)")
+    write_table(duplicate_pairs(images, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
+    pairs = read_table(spark, out, "duplicate_pairs")
+    log.info("analyze: duplicate groups (components of verified pairs split into stars)")
+    write_table(duplicate_groups(images, pairs, an).select("*", stamp), out, "duplicate_groups", fmt)
     groups = read_table(spark, out, "duplicate_groups")
     log.info("analyze: outliers (k-th neighbour distance, within-label distance, pixel evidence)")
     write_table(outliers(images, neighbors, embeddings, an).select("*", stamp), out, "outliers", fmt)
@@ -54,6 +59,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
              "mixed duplicate groups)")
     write_table(label_issues(images, neighbors, embeddings, groups, an).select("*", stamp), out, "label_issues", fmt)
     counts = {
+        "duplicate_pairs_verified": pairs.where("is_duplicate").count(),
         "duplicate_groups": groups.select("group_id").distinct().count(),
         "duplicates_to_remove": groups.where(~F.col("is_representative")).count(),
         "outliers": read_table(spark, out, "outliers").where("is_outlier").count(),

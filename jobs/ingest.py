@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import stat
 import sys
 import time
@@ -30,14 +29,14 @@ from pyspark.sql.functions import pandas_udf
 from pyspark.sql import types as T
 
 from sparkdup.errors import ConfigError, InputError
-from sparkdup.listing import Entry, Listing, is_local, local_path, wanted_extensions
+from sparkdup.listing import Entry, Listing, is_local, local_path, spark_literal, wanted_extensions
 from sparkdup.listing import list_input as list_files
 from sparkdup.manifest import read_manifest_rows
 from sparkdup.partitioning import partitions_for
 from sparkdup.preflight import concurrent_write_error, preflight
 from sparkdup.progress import track
 from sparkdup.runs import listing_warnings, provenance
-from sparkdup.schemas import image_id
+from sparkdup.schemas import TABLES, image_id
 from sparkdup.stage import add_setting_flags
 from sparkdup.tables import path_exists, write_table
 from sparkdup.udfs.decode import Limits
@@ -64,12 +63,7 @@ DESCRIBE_SCHEMA = T.StructType([
 ])
 
 # The public column order of `images` (manifest pass-through columns follow).
-IMAGE_COLUMNS = [
-    "image_id", "path", "label", "split", "size_bytes", "modified_at", "content_hash",
-    "format", "width", "height", "mode", "frames", "status", "error",
-    "brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99",
-    "signature", "flags", "ingested_at", "run_id", "manifest_line",
-]
+IMAGE_COLUMNS = TABLES["images"].names
 # Listing columns that never reach the table.
 INTERNAL_COLUMNS = ("local", "listed", "list_status", "list_error", "id_salt")
 # Files per partition of the per-image work (decode and statistics): about what Spark's
@@ -124,11 +118,6 @@ def entries_frame(spark: SparkSession, entries: list[Entry]) -> DataFrame:
     return listing_frame(spark, rows)
 
 
-def _escape_glob(path: str) -> str:
-    """A literal Hadoop path for Spark's reader, which globs every path it is given."""
-    return re.sub(r"([\\*?\[\]{}])", r"\\\1", path)
-
-
 def scan_folders(spark: SparkSession, paths: DataFrame) -> DataFrame:
     """binaryFile rows (path, length, modificationTime, content) of the folders holding
     `paths` (remote files: Spark's reader is how executors get their bytes), non-recursive.
@@ -138,7 +127,7 @@ def scan_folders(spark: SparkSession, paths: DataFrame) -> DataFrame:
     if not existing:
         return spark.createDataFrame([], "path string, length long, modificationTime timestamp, content binary")
     return (spark.read.format("binaryFile").option("ignoreMissingFiles", "true").option("ignoreCorruptFiles", "true")
-            .load([_escape_glob(d) for d in existing]))
+            .load([spark_literal(d) for d in existing]))
 
 
 def read_skipped_names(spark: SparkSession, remote: DataFrame, max_file_bytes: int, limit: int = 10_000) -> DataFrame:

@@ -67,6 +67,16 @@ def thumbnails(spark: SparkSession, images: DataFrame, ids: list[int], cfg: dict
 
 
 # ---------------------------------------------------------------- one function per finding
+def member_evidence(m) -> list[str]:
+    """What links a group member to its representative, one short line each."""
+    if m.is_representative:
+        return [f"{m.kind}, representative"]
+    if m.evidence == "hash":
+        return ["exact: same bytes as the representative"]
+    return [f"{m.kind}, cosine {m.similarity_to_representative:.3f}",
+            f"aligned pixels {m.align_fine_to_representative:.3f}, changed {m.align_changed_to_representative:.1%}"]
+
+
 def duplicate_section(groups: DataFrame, limit: int) -> Section:
     sizes = groups.groupBy("group_id").count()
     top = [r.group_id for r in sizes.orderBy(F.desc("count"), "group_id").limit(limit).collect()]
@@ -77,8 +87,8 @@ def duplicate_section(groups: DataFrame, limit: int) -> Section:
         members = list(members.itertuples())
         section.image_ids |= {m.image_id for m in members}
         section.items.append(lambda t, p, members=members: "".join(
-            H.card(t.get(m.image_id), m.path, [f"{m.kind}, similarity {m.similarity_to_representative:.3f}",
-                                       "keep" if m.is_representative else "duplicate"], keep=bool(m.is_representative))
+            H.card(t.get(m.image_id), m.path, [*member_evidence(m), "keep" if m.is_representative else "duplicate"],
+                   keep=bool(m.is_representative))
             for m in members))
     return section
 
@@ -154,7 +164,7 @@ def distribution_plots(images: DataFrame, neighbors: DataFrame, outliers: DataFr
     nearest = neighbors.where("rank = 1 AND source <> 'hash'").select("similarity").limit(cap).toPandas()
     return ("<h2>Distributions</h2>"
             + H.histogram_svg(nearest["similarity"], "Nearest-neighbour similarity",
-                              {"duplicate": an["duplicate_similarity"], "verify from": an["verify_min_similarity"]})
+                              {"verify from": an["duplicate_similarity"]})
             + H.histogram_svg(outliers.select("score").limit(cap).toPandas()["score"], "Outlier score")
             + H.histogram_svg(stats["brightness"], "Brightness")
             + H.histogram_svg(stats["blur"], "Blur (variance of Laplacian)",

@@ -13,13 +13,13 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from sparkdup.runs import listing_warnings
 from sparkdup.stage import run_stage
-from sparkdup.tables import table_path
+from sparkdup.tables import RESULT_TABLES, table_path
 
 log = logging.getLogger("sparkdup")
 
 PIPELINE = ("ingest", "embed", "neighbors", "analyze", "report")
-TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs")
 
 
 def _stage(name: str):
@@ -39,6 +39,9 @@ def before_work(cfg, args: argparse.Namespace) -> None:
 def findings(counts: dict) -> list[tuple[str, int]]:
     """(what, how many) for the table printed at the end of a run."""
     return [
+        ("files listed", counts.get("files_listed", 0)),
+        ("  skipped (extension, hidden)", counts.get("files_skipped_extension", 0)
+         + counts.get("files_skipped_hidden", 0)),
         ("images", counts.get("images", 0)),
         ("  not readable (broken, empty, ...)", counts.get("images", 0) - counts.get("status_ok", 0)),
         ("embedded", counts.get("embeddings", 0)),
@@ -55,7 +58,8 @@ def summary(counts: dict, output: str, fmt: str) -> str:
     rows = findings(counts)
     width = max(len(r[0]) for r in rows)
     lines = [f"{name:<{width}}  {value:>8}" for name, value in rows]
-    lines.append(f"tables under {output}: " + ", ".join(TABLES))
+    lines += [f"warning: {w}" for w in listing_warnings(counts)]
+    lines.append(f"tables under {output}: " + ", ".join(RESULT_TABLES))
     lines.append(f"e.g. SELECT * FROM {fmt}.`{table_path(output, 'duplicate_groups')}`")
     lines.append(f"report: {table_path(output, 'report')}/index.html")
     return "\n".join(lines)
@@ -64,7 +68,7 @@ def summary(counts: dict, output: str, fmt: str) -> str:
 def summary_json(counts: dict, output: str) -> str:
     """The same summary as one JSON line, for cluster logs (``--log-format json``)."""
     return json.dumps({"summary": {name.strip(): value for name, value in findings(counts)},
-                       "tables": {t: table_path(output, t) for t in TABLES},
+                       "tables": {t: table_path(output, t) for t in RESULT_TABLES},
                        "report": table_path(output, "report") + "/index.html"})
 
 

@@ -6,7 +6,7 @@
 #     themes (papirus-icon-theme, breeze-icon-theme, tango-icon-theme)
 #   - a virtualenv in .venv with the pinned Python packages (scripts/requirements.txt)
 #   - a cached pyspark wheel (pyspark ships only a 450 MB sdist) and a portable annoy wheel
-#   - the JVM jars (Delta, and GraphFrames where the registry serves it) in the jar cache
+#   - the JVM jars (Delta; GraphFrames from the registry or ../shared/jars) in the jar cache
 #   - the default embedding model, built once into the model cache
 # A second run finds everything in place and changes nothing.
 set -euo pipefail
@@ -64,15 +64,8 @@ if ! ls "$jars"/delta-spark_2.13-*.jar >/dev/null 2>&1; then
   mvn -q -f scripts/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$jars" \
       -DincludeScope=runtime -DexcludeGroupIds=org.apache.spark,org.scala-lang,org.antlr
 fi
-gf_artifact="io.graphframes:graphframes-spark4_2.13:0.10.0"
-if ! ls "$jars"/graphframes-*.jar >/dev/null 2>&1; then
-  if mvn -q dependency:copy -Dartifact="$gf_artifact" -DoutputDirectory="$jars" >/dev/null 2>&1; then
-    say "fetched $gf_artifact"
-  else
-    say "NOTE: the registry did not serve $gf_artifact; sparkdup will use its built-in"
-    say "      DataFrame connected components (same results, see docs/graph.md)"
-  fi
-fi
+# GraphFrames: Maven, else the checked jar in ../shared/jars, else none (built-in algorithms)
+bash scripts/install_graphframes.sh "$jars"
 
 # S3A connector for s3a:// paths in local mode (docs/cluster.md, "Object storage"): kept in
 # its own folder because the AWS SDK bundle alone is 558 MB; the local session puts these

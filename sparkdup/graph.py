@@ -14,7 +14,9 @@ Connected components has three implementations because no single one wins everyw
   collects an unbounded amount (the design's "driver never collects per-image data
   except a bounded, configurable amount").
 * ``graphframes`` -- GraphFrames' ``connectedComponents()``, when its jar is on the
-  classpath (e.g. the Databricks ML runtime). Battle-tested, with skew handling.
+  classpath (scripts/setup.sh installs it; the Databricks ML runtime has it), with
+  GraphX's algorithm (measured faster than GraphFrames' own on duplicate graphs:
+  GRAPHFRAMES_ALGORITHM) and checkpoints. Battle-tested, with skew handling.
 * ``dataframe`` -- the same family of algorithm (alternating large-star / small-star,
   Kiveris et al., "Connected Components in MapReduce and Beyond", SoCC 2014) in plain
   Spark DataFrames, so that graphs too big for the driver work on any Spark 4 cluster,
@@ -36,9 +38,22 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 from pyspark.sql.window import Window
 
+from sparkdup.errors import GraphEngineError
+
 log = logging.getLogger("sparkdup")
 
 METHODS = ("auto", "graphframes", "dataframe", "driver")
+
+# GraphFrames offers two connected-components algorithms: its own ("graphframes", the
+# same large/small-star family as ours, on DataFrames) and GraphX's Pregel label
+# propagation ("graphx", rounds = the graph's diameter). Chosen by measurement
+# (benchmarks/bench_components.py, BENCHMARKS.md "Graph engines").
+GRAPHFRAMES_ALGORITHMS = ("graphframes", "graphx")
+GRAPHFRAMES_ALGORITHM = "graphx"  # 1M duplicate-like edges: 103 s wall / 7.4 s task CPU vs 183 s / 13.7 s
+# graphframes-py 0.10's default max_iter is written `2 ^ 31 - 2`, which Python reads as 31:
+# GraphX's Pregel then stops after 31 rounds, wrong on any path longer than that
+# (measured: a 200-vertex path came back split). Pass the intended bound.
+GRAPHX_MAX_ITERATIONS = 2**31 - 2
 
 # Rows per Arrow batch when the driver path moves edges and results (16 bytes a row).
 ARROW_BATCH_ROWS = 500_000
@@ -46,7 +61,7 @@ ARROW_BATCH_ROWS = 500_000
 COMPONENTS_SCHEMA = StructType([StructField("id", LongType(), False), StructField("component", LongType(), False)])
 
 
-class GraphError(RuntimeError):
+class GraphError(GraphEngineError, RuntimeError):
     """A graph computation that cannot proceed as asked; the message says what to change."""
 
 
@@ -130,6 +145,7 @@ def connected_components(
     max_iterations: int = 40,
     checkpoint: str = "local",
     checkpoint_interval: int = 4,
+    graphframes_algorithm: str = GRAPHFRAMES_ALGORITHM,
 ) -> DataFrame:
     """Connected components of the undirected graph given by ``edges`` (``src``, ``dst``).
 
@@ -144,8 +160,10 @@ def connected_components(
     loaded, else the DataFrame implementation, and logs which and why.
 
     ``max_iterations``, ``checkpoint`` (``local`` or ``reliable``) and
-    ``checkpoint_interval`` tune the ``dataframe`` method; see
-    :func:`connected_components_dataframe`.
+    ``checkpoint_interval`` tune the ``dataframe`` method (see
+    :func:`connected_components_dataframe`) and the GraphFrames one (its checkpoint
+    interval; reliable checkpoints into the session's checkpoint directory when one is
+    set); ``graphframes_algorithm`` picks GraphFrames' algorithm.
 
     The input is read more than once (counted, then processed): pass a cached or
     materialised DataFrame when it is expensive to compute.
@@ -155,8 +173,9 @@ def connected_components(
     spark = _spark(edges)
     edges = _clean_edges(edges)
 
+    gf = {"algorithm": graphframes_algorithm, "checkpoint_interval": min(checkpoint_interval, 2)}
     if method == "graphframes":
-        return connected_components_graphframes(edges)
+        return connected_components_graphframes(edges, **gf)
     if method == "dataframe":
         return connected_components_dataframe(
             edges, max_iterations=max_iterations, checkpoint=checkpoint, checkpoint_interval=checkpoint_interval
@@ -172,9 +191,9 @@ def connected_components(
         log.info("connected components: driver/scipy (%d edges <= driver_max_edges %d)", n_edges, driver_max_edges)
         return connected_components_driver(edges, driver_max_edges=driver_max_edges, n_edges=n_edges)
     if _graphframes_available(spark):
-        log.info("connected components: GraphFrames (%d edges > driver_max_edges %d; jar loaded)",
-                 n_edges, driver_max_edges)
-        return connected_components_graphframes(edges)
+        log.info("connected components: GraphFrames %s (%d edges > driver_max_edges %d; jar loaded)",
+                 graphframes_algorithm, n_edges, driver_max_edges)
+        return connected_components_graphframes(edges, **gf)
     log.info(
         "connected components: distributed DataFrame large/small-star "
         "(%d edges > driver_max_edges %d; GraphFrames jar not loaded)",
@@ -239,11 +258,16 @@ def connected_components_driver(edges: DataFrame, driver_max_edges: int = 2_000_
         return spark.createDataFrame(result, COMPONENTS_SCHEMA)
 
 
-def connected_components_graphframes(edges: DataFrame) -> DataFrame:
+def connected_components_graphframes(edges: DataFrame, algorithm: str = GRAPHFRAMES_ALGORITHM,
+                                     checkpoint_interval: int = 2) -> DataFrame:
     """GraphFrames' connected components, with ``component`` normalised to the smallest id.
 
-    Uses the session's checkpoint directory when one is set
-    (``sparkdup.session.ensure_checkpoint_dir``), local checkpoints otherwise.
+    ``algorithm``: ``graphframes`` or ``graphx`` (GRAPHFRAMES_ALGORITHMS). Checkpoints
+    every ``checkpoint_interval`` iterations into the session's checkpoint directory when
+    one is set (``sparkdup.session.ensure_checkpoint_dir``), local checkpoints otherwise.
+    Skewed joins are left to AQE (``broadcastThreshold=-1``, GraphFrames' recommendation).
+    (GraphFrames warns that intervals above 2 blow up its query plans: measured here, an
+    interval of 4 ran the driver out of heap on a 200-vertex path, so callers get at most 2.)
     GraphFrames already names a component by its smallest id for integer ids, but that
     is an implementation detail of theirs; one extra min-per-component aggregation makes
     it part of our contract whatever the GraphFrames version.
@@ -254,6 +278,8 @@ def connected_components_graphframes(edges: DataFrame) -> DataFrame:
             "method='graphframes' needs the GraphFrames jar (io.graphframes:graphframes-spark4_2.13) "
             "on the classpath; use method='auto', 'dataframe' or 'driver'"
         )
+    if algorithm not in GRAPHFRAMES_ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(GRAPHFRAMES_ALGORITHMS)}, got '{algorithm}'")
     from graphframes import GraphFrame
 
     edges = _clean_edges(edges)
@@ -261,7 +287,9 @@ def connected_components_graphframes(edges: DataFrame) -> DataFrame:
     local = _checkpoint_dir(spark) is None
     if local:
         log.info("GraphFrames connected components: no checkpoint dir set, using local checkpoints")
-    cc = GraphFrame(vertices, edges).connectedComponents(use_local_checkpoints=local).select("id", "component")
+    cc = GraphFrame(vertices, edges).connectedComponents(
+        algorithm=algorithm, checkpointInterval=max(1, int(checkpoint_interval)), broadcastThreshold=-1,
+        use_local_checkpoints=local, max_iter=GRAPHX_MAX_ITERATIONS).select("id", "component")
     smallest = cc.groupBy("component").agg(F.min("id").alias("smallest"))
     return cc.join(smallest, "component").select("id", F.col("smallest").alias("component"))
 
@@ -397,15 +425,17 @@ def _distinct_by_src(e: DataFrame) -> DataFrame:
     return e.repartition("src").groupBy("src", "dst").agg(F.max("changed").alias("changed"))
 
 
-def degrees(edges: DataFrame, method: str = "auto") -> DataFrame:
+def degrees(edges: DataFrame, method: str = "auto", driver_max_edges: int = 2_000_000) -> DataFrame:
     """``id``, ``degree``: how many distinct other vertices each vertex shares an edge with.
 
     The graph is read as undirected and simple: a→b and b→a, or the same edge listed
     twice (an image is usually both a neighbour of and neighboured by its duplicate) are
     one neighbour, and a self loop is none. Every vertex that appears in an edge is
     returned, a vertex seen only in a self loop with degree 0. ``method``: ``auto``
-    (GraphFrames when its jar is loaded), ``graphframes`` or ``dataframe``; all give the
-    same table, since GraphFrames' degrees is the same group-by over the canonical edges.
+    (GraphFrames when its jar is loaded and the graph has more than ``driver_max_edges``
+    edge rows, the DataFrame group-by below that, where GraphFrames' setup is all cost),
+    ``graphframes`` or ``dataframe``; all give the same table, since GraphFrames' degrees
+    is the same group-by over the canonical edges.
     """
     if method not in ("auto", "graphframes", "dataframe"):
         raise ValueError(f"method must be auto, graphframes or dataframe, got '{method}'")
@@ -413,7 +443,8 @@ def degrees(edges: DataFrame, method: str = "auto") -> DataFrame:
     edges = _clean_edges(edges)
     simple = _undirected(edges)
     vertices = edges.select(F.explode(F.array("src", "dst")).alias("id")).distinct()
-    use_gf = method == "graphframes" or (method == "auto" and _graphframes_available(spark))
+    use_gf = method == "graphframes" or (
+        method == "auto" and _graphframes_available(spark) and edges.count() > driver_max_edges)
     if use_gf:
         if not _graphframes_available(spark):
             raise GraphError("method='graphframes' needs the GraphFrames jar on the classpath")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import stat
 import urllib.parse
 from dataclasses import dataclass, field
@@ -87,6 +88,19 @@ def spell_local(raw: bytes) -> tuple[str, bool]:
         return LOCAL_SCHEME + raw.decode("utf-8"), False
     except UnicodeDecodeError:
         return "file://" + urllib.parse.quote_from_bytes(raw, safe="/"), True
+
+
+def spark_literal(path: str) -> str:
+    """A Hadoop path string Spark's file sources take literally: they glob every path they
+    are given, so glob characters are escaped with a backslash."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", path)
+
+
+def os_path_of(path: str) -> bytes:
+    """The raw OS path of a local `images.path` (the inverse of spell_local)."""
+    if path.startswith("file://"):
+        return urllib.parse.unquote_to_bytes(path[len("file://"):])
+    return os.fsencode(path[len(LOCAL_SCHEME):])
 
 
 def extension_of(name: bytes | str) -> str:

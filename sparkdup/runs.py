@@ -40,7 +40,7 @@ def record_run(spark: SparkSession, output: str, fmt: str, run_id: str, stage: s
 
 # Which table each stage writes: provenance() tells which run's stage made each table.
 STAGE_TABLES = {"ingest": ("images",), "embed": ("embeddings",), "neighbors": ("neighbors",),
-                "analyze": ("duplicate_groups", "outliers", "leaks", "label_issues")}
+                "analyze": ("duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_issues")}
 SKIPPED_SHARE_WARNING = 0.01  # warn when more than 1% of the listed files were skipped
 
 

@@ -74,10 +74,11 @@ entropy double: luminance entropy, bits
 is_grayscale boolean: channels nearly equal everywhere
 luma_p01 double: 1st percentile of luminance
 luma_p99 double: 99th percentile of luminance
-signature binary: 32x32 8-bit luminance thumbnail
+signature binary: 64x64 8-bit RGB thumbnail, the pixels duplicate verification aligns
 flags array<string>: quality flags
 ingested_at timestamp: when this row was computed
 run_id string: the run that wrote the row
+manifest_line bigint: the manifest line (or row position) of a manifest input
 """, extra_columns_allowed=True),
     _spec("embeddings", "one row per ok image", """
 image_id bigint: the image
@@ -94,6 +95,21 @@ similarity double: cosine similarity
 source string: ann, exact or hash
 run_id string: the run that wrote the row
 """),
+    _spec("duplicate_pairs", "one row per verified candidate pair", """
+image_id_a bigint: one side
+path_a string: one side
+image_id_b bigint: the other side
+path_b string: the other side
+hash_match boolean: same bytes
+similarity double: embedding cosine (1.0 when hash_match)
+verify_status string: ok, hash or no_signature
+align_coarse double: best 16x16 aligned thumbnail correlation
+align_fine double: 32x32 correlation of the best aligned windows
+align_changed double: share of aligned pixels still differing locally
+is_duplicate boolean: the duplicate rule's decision
+reason string: hash, verified, pixels_differ, local_change or no_signature
+run_id string: the run that wrote the row
+"""),
     _spec("duplicate_groups", "one row per member of each group", """
 group_id bigint: the group
 image_id bigint: the member
@@ -102,7 +118,10 @@ group_size int: members in the group
 kind string: exact or near
 representative_id bigint: the member to keep
 is_representative boolean: this member is the one to keep
+evidence string: representative, hash or verified
 similarity_to_representative double: cosine to the representative
+align_fine_to_representative double: align_fine of the verified pair with the representative
+align_changed_to_representative double: align_changed of that pair
 content_hash string: from images
 label string: from images
 split string: from images
@@ -111,18 +130,18 @@ run_id string: the run that wrote the row
     _spec("outliers", "one row per embedded image, ranked", """
 image_id bigint: the image
 path string: its path
-score double: higher = more unusual (weighted mean of robust z-scores, plus pixel evidence)
+score double: weighted robust z-scores of the evidence; higher = more unusual
 rank int: 1 = most unusual
 percentile double: 100 = most unusual
 is_outlier boolean: in the top outlier_fraction
 reason string: the evidence that decided, in words
 knn_distance double: cosine distance to the k-th nearest neighbour
-lof double: local outlier factor over the k nearest
-label_distance double: cosine distance to the mean embedding of its label
+lof double: local outlier factor over the same k
+label_distance double: cosine distance to its label's mean embedding
 label_z double: label_distance as a robust z-score within its label
 contrast double: from images
 entropy double: from images
-noise_ratio double: Laplacian variance / (20 x luminance variance); ~1 for pixel noise
+noise_ratio double: Laplacian variance relative to luminance variance (about 1 for noise)
 low_information boolean: the ingest flag
 nn_similarity double: similarity to the nearest neighbour
 mean_similarity double: mean similarity to the k nearest
@@ -149,15 +168,15 @@ image_id bigint: the image
 path string: its path
 label string: its given label
 suggested_label string: the label the evidence points to
-label_quality double: 0-1, lower = more likely wrong (normalised margin or self-confidence)
+label_quality double: 0-1, lower = more likely wrong
 p_given double: out-of-sample classifier probability of the given label
-p_suggested double: the classifier's probability of suggested_label
-vote_share double: share of the neighbours' vote for suggested_label
+p_suggested double: classifier probability of suggested_label
+vote_share double: neighbours' weighted vote share for suggested_label
 confidence double: the evidence's probability of suggested_label
 rank int: 1 = most likely wrong, over the whole table
 issue string: the strongest kind that fired
 issues array<string>: every kind that fired
-group_id bigint: for mixed_duplicate_group
+group_id bigint: the duplicate group, for mixed_duplicate_group
 voters array<bigint>: neighbours that voted for suggested_label
 reason string: the evidence in words
 run_id string: the run that wrote the row

@@ -175,14 +175,16 @@ class NeighborsSettings(Section):
     kmeans_iterations: int = rule(ge=1)
     seed: int = rule()
     index_dir: Optional[str] = rule()
+    vector_dtype: str = rule(choices=("float32", "float16"))
+    keep_index: bool = rule()
+    build_threads: int = rule(ge=0)
 
 
 @dataclass(frozen=True)
 class AnalyzeSettings(Section):
     duplicate_similarity: float = rule(ge=-1, le=1)
-    verify_min_similarity: float = rule(ge=-1, le=1)
-    pixel_correlation: float = rule(ge=-1, le=1)
-    min_similarity_to_representative: float = rule(ge=-1, le=1)
+    verify_min_fine: float = rule(ge=-1, le=1)
+    verify_max_changed: float = rule(ge=0, le=1)
     components_method: str = rule(choices=("auto", "graphframes", "dataframe", "driver"))
     driver_max_edges: int = rule(ge=0)
     outlier_fraction: float = rule(ge=0, le=1)
@@ -244,14 +246,13 @@ RENAMED = {
     "embed.arrow_batch_rows": "decode.arrow_batch_rows",
     "ingest.max_file_bytes": "decode.max_file_bytes",
     "ingest.max_pixels": "decode.max_pixels",
+    # the cosine from which pairs are verified; cosine alone no longer makes a duplicate
+    "analyze.verify_min_similarity": "analyze.duplicate_similarity",
 }
 
 
 def _cross_checks(s: Settings) -> None:
     """Rules that relate two settings."""
-    an = s.analyze
-    if an.verify_min_similarity > an.duplicate_similarity:
-        raise ConfigError("setting 'analyze.verify_min_similarity' must be <= 'analyze.duplicate_similarity'")
     if s.neighbors.max_bucket_size < s.neighbors.bucket_target_size:
         raise ConfigError("setting 'neighbors.max_bucket_size' must be >= 'neighbors.bucket_target_size'")
     from sparkdup.models.registry import check_model_name

@@ -118,7 +118,7 @@ def read_table(spark: SparkSession, output: str, name: str) -> DataFrame:
 
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-RESULT_TABLES = ("images", "embeddings", "neighbors", "duplicate_groups", "outliers", "leaks", "label_issues", "runs")
+RESULT_TABLES = ("images", "embeddings", "neighbors", "duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_issues", "runs")
 
 
 def register_tables(spark: SparkSession, database: str, output: str, names: list[str], fmt: str) -> list[str]:

@@ -164,9 +164,10 @@ def test_published_index_files_outlive_the_neighbors_stage(spark, tmp_path):
         frame.to_parquet(out / name / "part-00000.parquet", index=False)
     before = set(spark.sparkContext.listFiles)
     assert main_for(neighbors, ["--output", str(out), "--format", "parquet", "--k", "5"]) == 0
-    added = [u for u in set(spark.sparkContext.listFiles) - before if "neighbors-" in u]
-    assert len(added) >= 2  # the index and its ids
+    added = [u for u in set(spark.sparkContext.listFiles) - before if "/_index/" in u]
+    assert len(added) == 1  # one bucket: its index and ids in one chunk file, under the output
     for uri in added:
+        assert uri.startswith((out / "_index").as_uri().replace("file:///", "file:/"))
         assert os.path.exists(urllib.parse.urlparse(uri).path), f"{uri} was deleted while the session runs"
 
 

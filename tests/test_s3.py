@@ -204,6 +204,7 @@ def test_secret_key_appears_nowhere(s3_spark, runs):
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="out/")
             for o in page.get("Contents", [])]
     assert any(k.startswith("out/runs/") for k in keys)
+    assert any(k.startswith("out/_index/") and k.endswith(".parquet") for k in keys), "no neighbour index in S3"
     for key in keys:
         body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         assert SECRET_KEY.encode() not in body, key

@@ -46,7 +46,7 @@ def test_sections_are_frozen_and_read_both_ways():
     ("ingest.extensions=png", ConfigError, "'ingest.extensions' (--set) must be a list"),
     ("neighbors.k=[1", ConfigError, "not valid YAML"),
     ("export.drop_flags=[dark, sparkly]", ConfigError, "items from dark, bright"),
-    ("analyze.verify_min_similarity=0.95", ConfigError, "must be <= 'analyze.duplicate_similarity'"),
+    ("analyze.verify_max_changed=2", ConfigError, "'analyze.verify_max_changed' (--set) must be >= 0 and <= 1"),
     ("neighbors=3", ConfigError, "is a section"),
 ])
 def test_bad_values_are_refused_at_load_naming_the_setting(override, error, words):
@@ -121,3 +121,11 @@ def test_cli_mistakes_are_one_line_exit_2_before_any_work(argv, tmp_path, capsys
 
 def test_user_errors_are_one_family():
     assert all(issubclass(e, UserError) for e in (ConfigError, ModelError))
+
+
+def test_choices_match_the_registries_they_name():
+    from sparkdup.udfs.backends import REGISTRY
+    from sparkdup.udfs.buckets import VECTOR_DTYPES
+
+    assert set(SCHEMA["neighbors.backend"][1].choices) == set(REGISTRY)
+    assert set(SCHEMA["neighbors.vector_dtype"][1].choices) == set(VECTOR_DTYPES)

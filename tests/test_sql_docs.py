@@ -40,9 +40,9 @@ def sql(spark, pipeline_run, tmp_path_factory):
 
 def test_every_documented_query_is_tested():
     assert set(doc_queries()) == {
-        "files_to_delete", "worst_outliers", "train_val_leaks", "label_issues_for_class", "dark_or_blurry",
-        "broken_files", "findings_per_label", "metadata_view", "join_by_path", "join_by_image_id",
-        "wrong_labels_of_class", "outliers_with_reason"}
+        "files_to_delete", "delete_exact_and_verified", "pair_evidence", "worst_outliers", "train_val_leaks",
+        "label_issues_for_class", "dark_or_blurry", "broken_files", "findings_per_label", "metadata_view",
+        "join_by_path", "join_by_image_id", "wrong_labels_of_class", "outliers_with_reason"}
 
 
 def test_files_to_delete(sql, spark):
@@ -51,6 +51,26 @@ def test_files_to_delete(sql, spark):
     groups = DeltaTable(os.path.join(out, "duplicate_groups")).to_pandas()  # read without Spark
     assert len(df) == int((~groups["is_representative"]).sum()) > 0
     assert set(df["path"]).isdisjoint(groups.loc[groups["is_representative"], "path"])
+
+
+def test_delete_only_exact_and_verified(sql):
+    run, _ = sql
+    everything = run("files_to_delete")
+    certain = run("delete_exact_and_verified")
+    assert 0 < len(certain) <= len(everything)
+    assert set(certain["path"]) <= set(everything["path"])
+    near = certain[certain["kind"] == "near"]
+    assert (near["evidence"] == "verified").all() and (near["align_fine_to_representative"] >= 0.98).all()
+    assert (certain["kind"] == "exact").any()
+
+
+def test_pair_evidence(sql):
+    run, _ = sql
+    pairs = run("pair_evidence")
+    assert len(pairs) > 0 and not pairs["hash_match"].any()
+    assert set(pairs["reason"]) <= {"verified", "pixels_differ", "local_change", "no_signature"}
+    assert (pairs["is_duplicate"] == (pairs["reason"] == "verified")).all()
+    assert list(pairs["similarity"]) == sorted(pairs["similarity"], reverse=True)
 
 
 def test_outliers_and_leaks(sql):

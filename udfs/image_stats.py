@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 STAT_COLUMNS = ("brightness", "contrast", "blur", "entropy", "is_grayscale", "luma_p01", "luma_p99", "signature")
-SIGNATURE_SIDE = 32
+from sparkdup.udfs.verify import SIDE as SIGNATURE_SIDE  # noqa: E402 - one definition of the size
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -46,30 +46,18 @@ def is_grayscale(rgb: np.ndarray) -> bool:
 
 
 def pixel_signature(rgb: np.ndarray) -> bytes:
-    """A 32x32 8-bit luminance thumbnail (1,024 bytes), the whole image squeezed.
+    """The whole image squeezed to a SIDE x SIDE 8-bit RGB thumbnail (12,288 bytes).
 
-    Near-duplicate verification compares these: two files of the same picture (re-encoded,
-    rescaled, redrawn at another icon size) have strongly correlated thumbnails even when
-    a generic embedding puts them only moderately close.
+    Duplicate verification (udfs.verify) compares these, aligned over crop windows at two
+    scales: two files of the same picture (re-encoded, rescaled, cropped, redrawn at
+    another icon size) match closely, look-alikes do not. Colour is kept because many
+    look-alikes (flags, icons of one theme) differ mainly in colour. Pillow's resize
+    filters the whole source (antialiased), so small detail does not alias.
     """
     from PIL import Image
 
-    grey = Image.fromarray(rgb).convert("L").resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.Resampling.BILINEAR)
-    return np.asarray(grey, dtype=np.uint8).tobytes()
-
-
-def signature_correlation(a: bytes | None, b: bytes | None) -> float | None:
-    """Pearson correlation (-1..1) of two pixel signatures; 1.0 for two flat identical ones."""
-    if a is None or b is None:
-        return None
-    x = np.frombuffer(a, np.uint8).astype(np.float64)
-    y = np.frombuffer(b, np.uint8).astype(np.float64)
-    x -= x.mean()
-    y -= y.mean()
-    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
-    if nx == 0 or ny == 0:
-        return 1.0 if nx == ny and np.array_equal(np.frombuffer(a, np.uint8), np.frombuffer(b, np.uint8)) else 0.0
-    return float(x @ y / (nx * ny))
+    thumb = Image.fromarray(rgb).convert("RGB").resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.Resampling.BILINEAR)
+    return np.asarray(thumb, dtype=np.uint8).tobytes()
 
 
 def image_stats(rgb: np.ndarray) -> dict:

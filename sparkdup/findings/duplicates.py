@@ -1,16 +1,44 @@
-"""Duplicate groups: candidate pairs from the neighbour graph, the duplicate rule, and
-connected components split so that every member passes the rule against its representative."""
+"""Duplicate pairs and groups: candidate pairs from the neighbour graph, verified on
+executors, then components split into verified stars around their representatives.
+
+1. Candidates: neighbour pairs with cosine >= ``analyze.duplicate_similarity`` (plus
+   every ``hash`` link). Cosine alone never makes a duplicate: look-alikes (frames of one
+   animation, icons of one theme) sit at the same cosines as edited copies.
+2. Verification (udfs.verify, a pandas UDF on the candidate pairs only): aligned colour
+   thumbnails at two scales with a crop search. A pair is a duplicate when its bytes are
+   identical, or when the aligned fine correlation is >= ``verify_min_fine`` and the share
+   of locally changed pixels is <= ``verify_max_changed``. Every candidate is kept with its
+   scores, decision and reason in ``duplicate_pairs``.
+3. Groups: files with one content_hash are one unit (so byte-identical files are always
+   together, whatever the neighbour index returned); connected components of the verified
+   links between units are split into stars (udfs.stars, a grouped pandas UDF per
+   component), so every member is verified against its group's representative.
+"""
 from __future__ import annotations
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
 
 from sparkdup.findings.vectors import cosine
 from sparkdup.graph import connected_components
-from sparkdup.udfs.image_stats import signature_correlation
+from sparkdup.udfs.stars import stars
+from sparkdup.udfs.verify import compare
+
+VERIFY_SCHEMA = T.StructType([
+    T.StructField("status", T.StringType()),
+    T.StructField("coarse", T.DoubleType()),
+    T.StructField("fine", T.DoubleType()),
+    T.StructField("changed", T.DoubleType()),
+])
+
+
+@pandas_udf(VERIFY_SCHEMA)
+def verify_pairs(a: pd.Series, b: pd.Series) -> pd.DataFrame:
+    """Aligned-thumbnail scores of each pair (udfs.verify.compare); null signatures give a status."""
+    return pd.DataFrame([compare(x, y) for x, y in zip(a, b)], columns=["status", "coarse", "fine", "changed"])
 
 
 def undirected(edges: DataFrame) -> DataFrame:
@@ -20,29 +48,47 @@ def undirected(edges: DataFrame) -> DataFrame:
             .groupBy("a", "b").agg(F.max("similarity").alias("similarity")))
 
 
-@pandas_udf(T.DoubleType())
-def pixel_correlation(a: pd.Series, b: pd.Series) -> pd.Series:
-    return pd.Series([signature_correlation(x, y) for x, y in zip(a, b)], dtype="float64")
+def units(images: DataFrame) -> DataFrame:
+    """Every decoded image with its unit: the smallest image_id sharing its content_hash, and
+    how many files share it (``copies``)."""
+    by_hash = Window.partitionBy("content_hash")
+    return (images.where((F.col("status") == "ok") & F.col("content_hash").isNotNull())
+            .select("image_id", "path", "content_hash", "width", "height", "size_bytes", "label", "split", "signature")
+            .withColumn("unit", F.min("image_id").over(by_hash))
+            .withColumn("copies", F.count(F.lit(1)).over(by_hash).cast("int")))
 
 
-def is_duplicate(similarity: Column, correlation: Column, threshold: float, an: dict) -> Column:
-    """The duplicate rule for one pair: similar enough by embedding alone, or moderately
-    similar by embedding and confirmed by correlated pixel signatures."""
-    return (similarity >= threshold) | (
-        (similarity >= an["verify_min_similarity"]) & (F.coalesce(correlation, F.lit(-1.0)) >= an["pixel_correlation"]))
-
-
-def duplicate_edges(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFrame:
-    """Neighbour pairs that are duplicates by the rule above, plus every byte-identical
-    (hash) link. Only pairs above `verify_min_similarity` have their signatures compared."""
-    candidates = undirected(neighbors.where((F.col("similarity") >= an["verify_min_similarity"])
+def duplicate_pairs(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFrame:
+    """Each candidate pair once (image_id_a < image_id_b), verified, with its evidence and decision."""
+    candidates = undirected(neighbors.where((F.col("similarity") >= an["duplicate_similarity"])
                                             | (F.col("source") == "hash")))
-    sig = images.select("image_id", "signature")
-    checked = (candidates.join(sig.select(F.col("image_id").alias("a"), F.col("signature").alias("sa")), "a")
-               .join(sig.select(F.col("image_id").alias("b"), F.col("signature").alias("sb")), "b")
-               .withColumn("correlation", pixel_correlation("sa", "sb")))
-    return (checked.where(is_duplicate(F.col("similarity"), F.col("correlation"), an["duplicate_similarity"], an))
-            .select(F.col("a").alias("src"), F.col("b").alias("dst"), "similarity"))
+    side = images.where(F.col("status") == "ok").select("image_id", "path", "content_hash", "signature")
+
+    def named(s: str) -> DataFrame:
+        return side.select(*[F.col(c).alias(f"{c}_{s}") for c in side.columns])
+
+    pairs = (candidates.withColumnRenamed("a", "image_id_a").withColumnRenamed("b", "image_id_b")
+             .join(named("a"), "image_id_a").join(named("b"), "image_id_b")
+             .withColumn("hash_match", F.col("content_hash_a") == F.col("content_hash_b")))
+    # Byte-identical pairs need no pixels compared: null signatures skip the work in the UDF.
+    scores = verify_pairs(F.when(~F.col("hash_match"), F.col("signature_a")),
+                          F.when(~F.col("hash_match"), F.col("signature_b")))
+    verified = pairs.withColumn("v", scores)
+    same = ((F.col("v.status") == "ok") & (F.col("v.fine") >= an["verify_min_fine"])
+            & (F.col("v.changed") <= an["verify_max_changed"]))
+    reason = (F.when(F.col("hash_match"), F.lit("hash"))
+              .when(F.col("v.status") != "ok", F.col("v.status"))
+              .when(F.col("v.fine") < an["verify_min_fine"], F.lit("pixels_differ"))
+              .when(F.col("v.changed") > an["verify_max_changed"], F.lit("local_change"))
+              .otherwise(F.lit("verified")))
+    return verified.select(
+        "image_id_a", "path_a", "image_id_b", "path_b", "hash_match",
+        F.round(F.when(F.col("hash_match"), F.lit(1.0)).otherwise(F.col("similarity")), 6).alias("similarity"),
+        F.when(F.col("hash_match"), F.lit("hash")).otherwise(F.col("v.status")).alias("verify_status"),
+        F.round("v.coarse", 6).alias("align_coarse"), F.round("v.fine", 6).alias("align_fine"),
+        F.round("v.changed", 6).alias("align_changed"),
+        (F.col("hash_match") | F.coalesce(same, F.lit(False))).alias("is_duplicate"),
+        reason.alias("reason"))
 
 
 def checkpointing(spark: SparkSession) -> dict:
@@ -59,47 +105,68 @@ def checkpointing(spark: SparkSession) -> dict:
     return {"checkpoint": "reliable", "checkpoint_interval": 1} if has_dir else {}
 
 
-def duplicate_groups(images: DataFrame, embeddings: DataFrame, neighbors: DataFrame, an: dict) -> DataFrame:
-    """One row per member of each group of duplicates.
+STAR_SCHEMA = T.StructType([T.StructField("unit", T.LongType()), T.StructField("rep_unit", T.LongType())])
 
-    Components of the duplicate graph are the candidate groups. The representative is the
-    member with the most pixels, then the largest file, then the smallest path. Members
-    less similar to the representative than `min_similarity_to_representative` are
-    detached (this stops A~B~C chains from gluing unrelated A and C into one group), and
-    groups left with one member disappear (the same rule as for edges, with
-    `min_similarity_to_representative` as the embedding-only threshold). `kind` is `exact` for members whose bytes equal
-    another member's, else `near`.
+
+def duplicate_groups(images: DataFrame, pairs: DataFrame, an: dict) -> DataFrame:
+    """One row per member of each group of duplicates, from the verified ``pairs``.
+
+    The representative is the member with the most pixels, then the largest file, then the
+    smallest path. ``kind`` is ``exact`` for a member whose bytes another member shares,
+    else ``near``; a near member carries the scores of its verified link to the
+    representative (``evidence`` = ``verified``), an exact one ``evidence`` = ``hash``.
     """
-    edges = duplicate_edges(images, neighbors, an)
-    comps = connected_components(edges, an["components_method"], an["driver_max_edges"],
+    files = units(images)
+    unit_of = files.select("image_id", "unit")
+    links = (pairs.where(F.col("is_duplicate") & ~F.col("hash_match"))
+             .join(unit_of.select(F.col("image_id").alias("image_id_a"), F.col("unit").alias("ua")), "image_id_a")
+             .join(unit_of.select(F.col("image_id").alias("image_id_b"), F.col("unit").alias("ub")), "image_id_b")
+             .where(F.col("ua") != F.col("ub"))
+             .select(F.least("ua", "ub").alias("unit_a"), F.greatest("ua", "ub").alias("unit_b"),
+                     "similarity", "align_fine", "align_changed")
+             .groupBy("unit_a", "unit_b")
+             .agg(F.max_by(F.struct("similarity", "align_fine", "align_changed"), F.col("align_fine")).alias("s"))
+             .select("unit_a", "unit_b", "s.*"))
+    comps = connected_components(links.select(F.col("unit_a").alias("src"), F.col("unit_b").alias("dst")),
+                                 an["components_method"], an["driver_max_edges"],
                                  **checkpointing(images.sparkSession))
-    members = comps.select(F.col("id").alias("image_id"), F.col("component").alias("group_id")).join(
-        images.select("image_id", "path", "content_hash", "width", "height", "size_bytes", "label", "split",
-                      "signature"), "image_id")
-    order = Window.partitionBy("group_id").orderBy(
+    # Per unit: its best file's size for the representative order (copies share pixels and bytes).
+    unit_rows = (files.groupBy("unit").agg(
+        F.first((F.col("width").cast("long") * F.col("height"))).alias("pixels"),
+        F.first("size_bytes").cast("long").alias("size_bytes"),
+        F.min("path").alias("path"), F.first("copies").alias("copies")))
+    in_components = unit_rows.join(comps.select(F.col("id").alias("unit"), "component"), "unit", "left")
+    # A unit of byte-identical files with no verified link is its own component.
+    grouped_units = (in_components.where(F.col("component").isNotNull() | (F.col("copies") >= 2))
+                     .withColumn("component", F.coalesce("component", "unit")))
+    comp_edges = links.join(comps.select(F.col("id").alias("unit_a"), "component"), "unit_a").select(
+        "component", "unit_a", "unit_b")
+    assigned = (grouped_units.select("component", "unit", "pixels", "size_bytes", "path", "copies")
+                .groupBy("component").cogroup(comp_edges.groupBy("component"))
+                .applyInPandas(stars, STAR_SCHEMA))
+    members = files.join(assigned, "unit")
+    order = Window.partitionBy("rep_unit").orderBy(
         (F.col("width").cast("long") * F.col("height")).desc(), F.col("size_bytes").desc(), F.col("path"))
-    members = members.withColumn("representative_id", F.first("image_id").over(order))
-    rep = (members.where(F.col("image_id") == F.col("representative_id"))
-           .select(F.col("image_id").alias("representative_id"), F.col("content_hash").alias("rep_hash"),
-                   F.col("signature").alias("rep_signature")))
-    vec = embeddings.select("image_id", "embedding")
-    members = (members.join(rep, "representative_id")
-               .join(vec, "image_id", "left")
-               .join(vec.select(F.col("image_id").alias("representative_id"), F.col("embedding").alias("rep_vec")),
-                     "representative_id", "left")
-               .withColumn("similarity_to_representative",
-                           F.when(F.col("content_hash") == F.col("rep_hash"), F.lit(1.0))
-                           .otherwise(cosine(F.col("embedding"), F.col("rep_vec"))))
-               .withColumn("correlation_to_representative", pixel_correlation("signature", "rep_signature"))
-               .where(is_duplicate(F.col("similarity_to_representative"), F.col("correlation_to_representative"),
-                                   an["min_similarity_to_representative"], an)))
-    by_group = Window.partitionBy("group_id")
-    by_hash = Window.partitionBy("group_id", "content_hash")
-    return (members
-            .withColumn("group_size", F.count(F.lit(1)).over(by_group).cast("int"))
-            .where(F.col("group_size") >= 2)
-            .withColumn("kind", F.when(F.count(F.lit(1)).over(by_hash) > 1, F.lit("exact")).otherwise(F.lit("near")))
-            .withColumn("is_representative", F.col("image_id") == F.col("representative_id"))
-            .select("group_id", "image_id", "path", "group_size", "kind", "representative_id", "is_representative",
-                    F.round("similarity_to_representative", 6).alias("similarity_to_representative"),
-                    "content_hash", "label", "split"))
+    by_group = Window.partitionBy("rep_unit")
+    to_rep = links.select(F.col("unit_a").alias("x"), F.col("unit_b").alias("y"), "similarity", "align_fine",
+                          "align_changed")
+    to_rep = to_rep.unionByName(to_rep.select(F.col("y").alias("x"), F.col("x").alias("y"), "similarity",
+                                              "align_fine", "align_changed"))
+    members = (members
+               .withColumn("representative_id", F.first("image_id").over(order))
+               .withColumn("group_id", F.min("image_id").over(by_group))
+               .withColumn("group_size", F.count(F.lit(1)).over(by_group).cast("int"))
+               .join(to_rep.withColumnRenamed("x", "rep_unit").withColumnRenamed("y", "unit"),
+                     ["rep_unit", "unit"], "left"))
+    same_bytes = F.col("unit") == F.col("rep_unit")
+    return (members.where(F.col("group_size") >= 2).select(
+        "group_id", "image_id", "path", "group_size",
+        F.when(F.col("copies") >= 2, F.lit("exact")).otherwise(F.lit("near")).alias("kind"),
+        "representative_id", (F.col("image_id") == F.col("representative_id")).alias("is_representative"),
+        F.when(F.col("image_id") == F.col("representative_id"), F.lit("representative"))
+        .when(same_bytes, F.lit("hash")).otherwise(F.lit("verified")).alias("evidence"),
+        F.round(F.when(same_bytes, F.lit(1.0)).otherwise(F.col("similarity")), 6).alias("similarity_to_representative"),
+        F.round(F.when(same_bytes, F.lit(1.0)).otherwise(F.col("align_fine")), 6).alias("align_fine_to_representative"),
+        F.round(F.when(same_bytes, F.lit(0.0)).otherwise(F.col("align_changed")), 6)
+        .alias("align_changed_to_representative"),
+        "content_hash", "label", "split"))

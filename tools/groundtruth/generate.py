@@ -50,10 +50,14 @@ import pandas as pd
 from PIL import Image
 
 from . import images
-from .plan import BROKEN_REASONS, KINDS, NEAR_VARIANTS, SPLITS, PlanRow, plan  # noqa: F401 (re-exported)
-from .sources import CLASS_BY_LABEL, CLASSES, load_ref  # noqa: F401 (re-exported)
+from .plan import BROKEN_REASONS, KINDS, NEAR_VARIANTS, SPLITS, PlanRow, plan
+from .sources import CLASS_BY_LABEL, CLASSES, load_ref
 
 log = logging.getLogger("tools.groundtruth")
+
+# the public names (tests and benchmarks import the plan's and sources' constants from here too)
+__all__ = ["BROKEN_REASONS", "CLASSES", "CLASS_BY_LABEL", "COLUMNS", "KINDS", "NEAR_VARIANTS", "SPLITS",
+           "PlanRow", "generate", "main", "plan", "render", "summarize", "write"]
 
 COLUMNS = [
     "path", "rel_path", "kind", "variant", "source_id", "split", "given_label", "true_label",
@@ -167,7 +171,8 @@ def generate(out_dir: str, n_originals: int = 40, seed: int = 0, **settings) -> 
     classes        labels from sources.CLASSES to draw from. Default: the first
                    ceil(n/12) of plan.DEFAULT_ORDER (at least 9: regular classes, look-alike
                    classes and sibling pairs mixed); every other class joins only when those
-                   run out of distinct pictures (about 15,000 in all)
+                   run out of distinct pictures (19,700 source pictures in all, of which the
+                   filters keep at least 11,200: see BENCHMARKS.md)
     val_fraction   share of pictures (per class) in the val split
     exact_fraction share of originals that get a byte-identical copy (1, sometimes 2)
     near_fraction  share of originals that get 1-3 near duplicates (plan.NEAR_VARIANTS)

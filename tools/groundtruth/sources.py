@@ -382,7 +382,7 @@ def list_candidates(src: ClassSource) -> list[Candidate]:
         try:
             import resvg_py  # noqa: F401
         except ImportError as e:
-            raise ImportError("tools.groundtruth renders SVG icon themes with resvg-py: "
+            raise ImportError(f"tools.groundtruth renders SVG icon themes with resvg-py ({e}): "
                               "run scripts/setup.sh (scripts/requirements.txt pins it)") from e
         cands = _list_theme(src)
     else:

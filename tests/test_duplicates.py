@@ -1,0 +1,198 @@
+"""Duplicate verification, star splitting and the duplicate tables, on real icons.
+
+The pure parts (udfs.verify, udfs.stars) are tested without Spark; the tables on a tiny
+images/neighbors pair built from real oxygen icons, where every image is a neighbour of
+every other at a high cosine (one big chained component, the worst case for chaining).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageEnhance
+
+from sparkdup.udfs.decode import Limits, decode
+from sparkdup.udfs.image_stats import pixel_signature
+from sparkdup.udfs.stars import stars
+from sparkdup.udfs.verify import compare, is_same_picture
+
+OXY = "/usr/share/icons/oxygen/base"
+AN = {"duplicate_similarity": 0.70, "verify_min_fine": 0.95, "verify_max_changed": 0.01,
+      "components_method": "driver", "driver_max_edges": 100000}
+
+
+def icon(name: str, size: int = 128) -> Image.Image:
+    return Image.open(f"{OXY}/{size}x{size}/{name}.png").convert("RGBA")
+
+
+def png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def flat(img: Image.Image) -> Image.Image:
+    canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
+    return Image.alpha_composite(canvas, img.convert("RGBA")).convert("RGB")
+
+
+def sig(data: bytes) -> bytes:
+    return pixel_signature(decode(data, Limits()).rgb)
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@pytest.fixture(scope="module")
+def kate():
+    return icon("apps/akregator")
+
+
+def test_edits_are_the_same_picture(kate):
+    base = sig(png(kate))
+    w, h = kate.size
+    edits = {
+        "jpeg40": png(flat(kate), "JPEG", quality=40),
+        "resize": png(kate.resize((w // 2, h // 2))),
+        "crop12": png(kate.crop((int(w * 0.12), 0, w, h))),
+        "brighter": png(ImageEnhance.Brightness(flat(kate)).enhance(1.1)),
+        "redrawn64": png(icon("apps/akregator", 64)),
+    }
+    for name, data in edits.items():
+        s = compare(base, sig(data))
+        assert is_same_picture(s, AN["verify_min_fine"], AN["verify_max_changed"]), (name, s)
+
+
+def test_look_alikes_are_not(kate):
+    base = sig(png(kate))
+    others = {
+        "mirrored": png(kate.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
+        "rotated": png(kate.transpose(Image.Transpose.ROTATE_90)),
+        "other_icon": png(icon("apps/akonadi")),
+    }
+    for name, data in others.items():
+        s = compare(base, sig(data))
+        assert not is_same_picture(s, AN["verify_min_fine"], AN["verify_max_changed"]), (name, s)
+
+
+def test_icons_drawn_on_one_template_are_not_duplicates():
+    # oxygen's Calligra icons: one document template, a different emblem each
+    words, sheets, stage = (sig(png(icon(f"apps/calligra{n}"))) for n in ("words", "sheets", "stage"))
+    for a, b in ((words, sheets), (words, stage), (sheets, stage)):
+        assert not is_same_picture(compare(a, b), AN["verify_min_fine"], AN["verify_max_changed"]), compare(a, b)
+
+
+def test_missing_or_malformed_signature_is_a_status_not_a_crash(kate):
+    base = sig(png(kate))
+    assert compare(base, None)["status"] == "no_signature"
+    assert compare(base, b"\x00" * 10)["status"] == "no_signature"
+    assert compare(base, base)["fine"] == pytest.approx(1.0, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- stars
+
+
+def test_a_chain_splits_into_verified_stars_and_nothing_vanishes():
+    # A path u0 ~ u1 ~ ... ~ u199, best unit first: stars of two along the chain.
+    n = 200
+    units = pd.DataFrame({"unit": np.arange(n), "pixels": np.arange(n)[::-1] * 10, "size_bytes": 1,
+                          "path": [f"p{i:03d}" for i in range(n)], "copies": 1})
+    units.loc[77, "copies"] = 3  # byte-identical files: always a group, even when left alone
+    edges = pd.DataFrame({"unit_a": np.arange(n - 1), "unit_b": np.arange(1, n)})
+    out = stars(units, edges)
+    linked = set(zip(edges.unit_a, edges.unit_b)) | set(zip(edges.unit_b, edges.unit_a))
+    assert out["unit"].is_unique
+    for u, rep in zip(out.unit, out.rep_unit):
+        assert u == rep or (u, rep) in linked, "every member is verified against its representative"
+    assert 77 in set(out.unit)
+    # every unit with a verified partner ends in some group (a chain of 200 leaves none alone)
+    assert set(out.unit) == set(range(n))
+    assert out.groupby("rep_unit").size().max() == 2
+
+
+def test_members_failing_the_representative_form_their_own_group():
+    # A is best and linked to B only; C ~ D are verified together but not with A.
+    units = pd.DataFrame({"unit": [1, 2, 3, 4], "pixels": [400, 300, 200, 100], "size_bytes": 1,
+                          "path": list("abcd"), "copies": 1})
+    edges = pd.DataFrame({"unit_a": [1, 2, 3], "unit_b": [2, 3, 4]})
+    out = stars(units, edges).sort_values("unit")
+    assert out.rep_unit.tolist() == [1, 1, 3, 3]
+
+
+def test_lone_unit_without_copies_is_dropped_and_empty_edges_work():
+    units = pd.DataFrame({"unit": [5, 6], "pixels": [1, 2], "size_bytes": 1, "path": ["x", "y"], "copies": [1, 2]})
+    out = stars(units, pd.DataFrame({"unit_a": [], "unit_b": []}))
+    assert out.to_dict("list") == {"unit": [6], "rep_unit": [6]}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@pytest.fixture(scope="module")
+def tables(spark):
+    from sparkdup.findings.duplicates import duplicate_groups, duplicate_pairs
+
+    kate, kwrite, big = icon("apps/akregator"), icon("apps/calligrawords"), icon("apps/akregator", 256)
+    w, h = kate.size
+    files = {
+        "kate.png": png(kate),
+        "kate_copy1.png": png(kate), "kate_copy2.png": png(kate),  # byte-identical
+        "kate.jpg": png(flat(kate), "JPEG", quality=60),
+        "kate_crop.png": png(kate.crop((0, int(h * 0.1), w, h))),
+        "kate_mirror.png": png(kate.transpose(Image.Transpose.FLIP_LEFT_RIGHT)),
+        "kwrite.png": png(kwrite), "kwrite_small.png": png(kwrite.resize((64, 64))),
+        "kwrite_copy.png": png(kwrite),
+        # the largest file: a look-alike that would be the representative of the whole component
+        "big_lookalike.png": png(big.transpose(Image.Transpose.ROTATE_90)),
+        "broken.png": b"\x89PNG\r\n\x1a\n broken",
+    }
+    rows = []
+    for i, (name, data) in enumerate(files.items(), 1):
+        d = decode(data, Limits())
+        rows.append({"image_id": i, "path": f"file:/data/{name}", "status": d.status,
+                     "content_hash": hashlib.sha256(data).hexdigest(), "width": d.width, "height": d.height,
+                     "size_bytes": len(data), "label": None, "split": "train" if i % 2 else "val",
+                     "signature": pixel_signature(d.rgb) if d.rgb is not None else None})
+    images = spark.createDataFrame([tuple(r.values()) for r in rows], "image_id long, path string, status string, "
+                                   "content_hash string, width int, height int, size_bytes long, label string, "
+                                   "split string, signature binary")
+    ok = [r["image_id"] for r in rows if r["status"] == "ok"]
+    nb = pd.DataFrame([(a, b, 0.95, "ann") for a, b in itertools.permutations(ok + [len(rows)], 2)],
+                      columns=["src", "dst", "similarity", "source"])
+    neighbors = spark.createDataFrame(nb)
+    pairs = duplicate_pairs(images, neighbors, AN).cache()
+    groups = duplicate_groups(images, pairs, AN).toPandas()
+    return pairs.toPandas(), groups, {r["path"].split("/")[-1]: r["image_id"] for r in rows}
+
+
+def test_groups_hold_only_verified_pictures(tables):
+    _, groups, ids = tables
+    by_name = {p.split("/")[-1]: g for p, g in zip(groups.path, groups.group_id)}
+    kate = {"kate.png", "kate_copy1.png", "kate_copy2.png", "kate.jpg", "kate_crop.png"}
+    assert {n for n, g in by_name.items() if g == by_name["kate.png"]} == kate
+    assert {n for n, g in by_name.items() if g == by_name["kwrite.png"]} == {"kwrite.png", "kwrite_small.png",
+                                                                           "kwrite_copy.png"}
+    assert "kate_mirror.png" not in by_name and "big_lookalike.png" not in by_name and "broken.png" not in by_name
+    assert (groups.groupby("group_id").is_representative.sum() == 1).all()
+    g = groups.set_index(groups.path.str.split("/").str[-1])
+    assert g.loc[["kate_copy1.png", "kate_copy2.png", "kate.png"], "kind"].eq("exact").all()
+    assert g.loc["kate.jpg", "kind"] == "near" and g.loc["kate.jpg", "evidence"] == "verified"
+    assert g.loc["kate.jpg", "align_fine_to_representative"] >= AN["verify_min_fine"]
+    assert g.group_size.eq(g.groupby("group_id").image_id.transform("size")).all()
+
+
+def test_pairs_keep_the_evidence_and_the_reason(tables):
+    pairs, _, ids = tables
+    p = pairs.set_index(["image_id_a", "image_id_b"])
+    copy = p.loc[(ids["kate.png"], ids["kate_copy1.png"])]
+    assert copy.hash_match and copy.is_duplicate and copy.reason == "hash" and copy.similarity == 1.0
+    mirror = p.loc[(ids["kate.png"], ids["kate_mirror.png"])]
+    assert not mirror.is_duplicate and mirror.reason in ("pixels_differ", "local_change")
+    assert mirror.verify_status == "ok" and mirror.align_fine < 1
+    # the neighbour pointing at the broken file has no row (it was never decoded): nothing crashes
+    assert ids["broken.png"] not in set(pairs.image_id_a) | set(pairs.image_id_b)
+    assert set(pairs.reason) <= {"hash", "verified", "pixels_differ", "local_change", "no_signature"}
