@@ -10,17 +10,17 @@ z-score over the whole table ((x - median) / (1.4826 MAD), medians from approxQu
   little group (Eskin et al. 2002; Ramaswamy, Rastogi and Shim, SIGMOD 2000);
 - `lof`: the local outlier factor (Breunig, Kriegel, Ng and Sander, SIGMOD 2000), its
   neighbourhood's density relative to its neighbours' own densities;
-- `flatness` and `noise_ratio`, from the image statistics ingest already computed:
+- `contrast` and `noise_ratio`, from the image statistics ingest already computed:
   a blank image has no luminance contrast, and uniform noise has a Laplacian variance
   near 20 x its luminance variance (neighbouring pixels independent), where natural
   images and drawings, whose neighbouring pixels correlate, stay far below. Both are
   outliers of any natural dataset whatever their embedding says;
 - `label_distance`: cosine distance to the centroid of its own label, as a z-score within
-  that label (how unusual it is inside its class): reported beside the global evidence,
-  weighted into the score by analyze.outlier_label_weight (0 by default: a wrongly labelled
-  image is unusual in its label without being an outlier; see BENCHMARKS.md).
+  that label (how unusual it is inside its class), weighted by analyze.outlier_label_weight
+  (0.5: a wrongly labelled image is unusual in its label without being an outlier).
 
-score = the largest z-score; `reason` names it. Ranks come from sparkdup.findings.ranking
+score = the largest weighted z-score, plus analyze.outlier_pixel_z when the pixel evidence
+fired (chosen by measurement, BENCHMARKS.md); `reason` names the evidence. Ranks come from sparkdup.findings.ranking
 (no single-partition window).
 """
 from __future__ import annotations
@@ -142,19 +142,18 @@ def outliers(images: DataFrame, neighbors: DataFrame, embeddings: DataFrame, an:
               .withColumn("_log_lof", F.log(F.col("lof") + EPS))
               .checkpoint(eager=True))  # read by the quantile, rank and write passes below
     scored = robust_z(scored, {"knn": "knn_distance", "lof": "_log_lof"}, float(an["outlier_quantile_error"]))
-    # the embedding evidence: a weighted mean of the z-scores each image has
+    # the embedding evidence: the largest weighted z-score an image has (a missing one,
+    # e.g. no label, does not count)
     parts = {"knn": (F.col("z_knn"), 1.0), "lof": (F.col("z_lof"), float(an["outlier_lof_weight"])),
              "label": (F.col("z_label"), float(an["outlier_label_weight"]))}
-    weights = sum(F.when(z.isNotNull(), F.lit(w)).otherwise(F.lit(0.0)) for z, w in parts.values())
-    mean_z = sum(F.coalesce(z * w, F.lit(0.0)) for z, w in parts.values()) / weights
     blank = F.coalesce(F.col("contrast") <= float(an["blank_max_contrast"]), F.lit(False))
     noise = F.coalesce(F.col("noise_ratio") >= float(an["noise_min_ratio"]), F.lit(False))
     pixel = F.when(blank | noise, F.lit(float(an["outlier_pixel_z"]))).otherwise(F.lit(0.0))
-    # reason: the pixel evidence when it fired, else the largest weighted contribution
     best = F.greatest(*[F.struct(F.coalesce(z * w, F.lit(-1e9)).alias("z"), F.lit(name).alias("name"))
                         for name, (z, w) in parts.items() if w > 0])
+    # reason: the pixel evidence when it fired, else the component that gave the score
     why = F.when(blank, F.lit("blank")).when(noise, F.lit("noise")).otherwise(best["name"])
-    scored = scored.withColumn("score", F.round(mean_z + pixel, 6)).withColumn("reason", _reason(why))
+    scored = scored.withColumn("score", F.round(best["z"] + pixel, 6)).withColumn("reason", _reason(why))
     n = scored.count()
     cut = max(1, int(round(an["outlier_fraction"] * n))) if n else 0
     ranked = add_rank(scored, "score", "image_id", total=n)
