@@ -37,6 +37,7 @@ class Rule:
     choices: tuple | None = None
     pattern: str | None = None
     items: tuple | None = None
+    hint: str | None = None  # what to say instead of the pattern, e.g. "is not a valid name: ..."
 
     def allows(self, v: Any) -> bool:
         if self.ge is not None and v < self.ge or self.le is not None and v > self.le:
@@ -91,8 +92,9 @@ class Section(Mapping):
 @dataclass(frozen=True)
 class SparkSettings(Section):
     app_name: str = rule(pattern=r".+")
-    master: str = rule(pattern=r"local(\[(\*|\d+)(,\d+)?\])?|(spark|yarn|k8s|mesos)(://.*)?")
-    driver_memory: str = rule(pattern=r"\d+[kKmMgGtT]?")
+    master: str = rule(pattern=r"local(\[(\*|\d+)(,\d+)?\])?|(spark|yarn|k8s|mesos)(://.*)?",
+                       hint="is not a Spark master: local, local[N], local[*], spark://..., yarn, k8s://...")
+    driver_memory: str = rule(pattern=r"\d+[kKmMgGtT]?", hint="is not a memory size such as 4g or 512m")
     metastore_dir: Optional[str] = rule()
     checkpoint_dir: Optional[str] = rule()
     images_per_partition: int = rule(ge=1)
@@ -101,7 +103,9 @@ class SparkSettings(Section):
 @dataclass(frozen=True)
 class OutputSettings(Section):
     format: str = rule(choices=("delta", "parquet"))
-    database: Optional[str] = rule(pattern=rf"{IDENTIFIER}(\.{IDENTIFIER})?")
+    database: Optional[str] = rule(pattern=rf"{IDENTIFIER}(\.{IDENTIFIER})?",
+                                   hint="is not a valid name: use letters, digits and _ (optionally "
+                                        "catalog.schema), not starting with a digit")
 
 
 @dataclass(frozen=True)
@@ -370,7 +374,7 @@ def build_settings(layers: list[tuple[str, Mapping[str, Any]]]) -> Settings:
         tp, r = SCHEMA[key]
         v = _convert(key, tp, value, where)
         if v is not None and not r.allows(v):
-            raise ConfigError(f"setting '{key}' ({where}) must be {r.describe()}")
+            raise ConfigError(f"setting '{key}' ({where}) {r.hint or 'must be ' + r.describe()}")
         checked[key] = v
     settings = _build(Settings, checked)
     _cross_checks(settings)
