@@ -197,13 +197,14 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
         sampler = DriverSampler(popen)
         sampler.stage = stage
         sampler.start()
-        tail: list[str] = []
-        for line in popen.stdout:
-            tail = (tail + [line])[-40:]
+        kept = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}.log")  # outlives `work`
+        with open(kept, "w") as log_file:
+            for line in popen.stdout:
+                log_file.write(line)
         rc = popen.wait()
         sampler.stop()
         if rc != 0:
-            sys.exit("".join(tail))
+            sys.exit(f"sparkdup {stage} failed (exit {rc}); its whole log: {kept}")
         took = time.time() - started
         result["seconds"] += took
         result["stage_seconds"][stage] = round(took)

@@ -67,8 +67,10 @@ def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_b
                 .sortWithinPartitions("bucket", "image_id")
                 .select("bucket", "image_id", "vec"))
     chunks = shuffled.mapInPandas(lambda it: backends.build_partition(it, plan), backends.INDEX_SCHEMA)
+    # Row groups of 16 MiB: the Parquet writer buffers a whole row group on the JVM heap,
+    # outside Spark's memory accounting; the 128 MiB default is a bucket's index at a time.
     (chunks.write.mode("overwrite").option("compression", "none").option("maxRecordsPerFile", 0)
-     .partitionBy("bucket").parquet(root))
+     .option("parquet.block.size", 16 << 20).partitionBy("bucket").parquet(root))
 
 
 def publish(spark: SparkSession, root: str) -> dict[int, str]:
