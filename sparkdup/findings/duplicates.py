@@ -22,7 +22,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.functions import pandas_udf
 
-from sparkdup.findings.vectors import cosine
 from sparkdup.graph import connected_components
 from sparkdup.udfs.stars import stars
 from sparkdup.udfs.verify import compare
