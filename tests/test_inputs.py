@@ -23,7 +23,7 @@ from sparkdup.jobs import ingest
 from sparkdup.jobs.ingest import build_images
 from sparkdup.preflight import release_output
 from sparkdup.tables import read_table
-from test_listing import _spelled, messy  # noqa: F401  (the fixture)
+from test_listing import _spelled, hold_output, messy  # noqa: F401  (the fixture)
 
 
 def _args(input_dir, out, **kw):
@@ -145,13 +145,8 @@ def test_concurrent_run_on_one_output_is_one_line(tmp_path):
     """A second `sparkdup ingest` on an output another run holds: exit 2, one line, no trace."""
     (tmp_path / "in").mkdir()
     shutil.copy(real_pngs(OPENCLIPART, 1, seed=15)[0], tmp_path / "in" / "a.png")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import argparse, time; from sparkdup.config import load_config; from sparkdup.preflight import preflight; "
-        f"preflight(None, load_config(), argparse.Namespace(input={str(tmp_path / 'in')!r}, manifest=None, "
-        f"output={str(tmp_path / 'out')!r}, glob=False)); print('held', flush=True); time.sleep(120)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = hold_output(tmp_path / "in", tmp_path / "out", 120)
     try:
-        assert holder.stdout.readline().strip() == "held"
         env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
         cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "sparkdup"), "ingest",
                               str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--format", "parquet",

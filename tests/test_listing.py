@@ -182,20 +182,26 @@ def test_preflight_input_and_output_mistakes(tmp_path):
     release_output(str(tmp_path / "new" / "out"))
 
 
+def hold_output(input_dir, output_dir, seconds: int) -> subprocess.Popen:
+    """Another process that passed preflight on output_dir and holds its lock for `seconds`;
+    it has printed 'held' once this returns."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import argparse, time; from sparkdup.config import load_config; from sparkdup.preflight import preflight; "
+        f"preflight(None, load_config(), argparse.Namespace(input={str(input_dir)!r}, manifest=None, "
+        f"output={str(output_dir)!r}, glob=False)); print('held', flush=True); time.sleep({seconds})")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_second_run_on_one_output_fails_in_one_line_and_kill_9_frees_it(tmp_path):
     cfg = load_config()
     (tmp_path / "in").mkdir()
     old = tmp_path / "out" / "_checkpoints" / "0b1d-dead-run"
     old.mkdir(parents=True)
     (old / "rdd-1").write_text("x")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import argparse, sys, time; from sparkdup.config import load_config; "
-        "from sparkdup.preflight import preflight; "
-        f"preflight(None, load_config(), argparse.Namespace(input={str(tmp_path / 'in')!r}, manifest=None, "
-        f"output={str(tmp_path / 'out')!r}, glob=False)); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = hold_output(tmp_path / "in", tmp_path / "out", 60)
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert not old.exists()  # the dead run's checkpoints were cleaned by the run holding the lock
         with pytest.raises(OutputError, match=rf"another sparkdup run \(pid {holder.pid}, started .*\) is writing "
                                               "to --output .*: wait for it to finish, or use another --output"):
