@@ -1,9 +1,12 @@
 """Re-reading the bytes of images already listed in `images`, for later stages.
 
-Stages after ingest (embed, export) need the files' bytes again. The files are read with
-Spark's binaryFile source over the folders that hold them; only the folder names (not the
-images) reach the driver, and a broadcast semi-join on image_id keeps just the wanted
-files, so image bytes are never shuffled.
+Stages after ingest (embed, export, report) need the files' bytes again. Local files are
+read by the Python worker from their OS path, as ingest read them: Hadoop's path parser
+refuses or rewrites names that are legal on POSIX (`a:b.png`, names starting with `_` or
+`.`, bytes that are not UTF-8), so a file ingest read must not become unreadable later.
+Files on other filesystems are read with Spark's binaryFile source over the folders that
+hold them; only the folder names (not the images) reach the driver, and a broadcast
+semi-join on image_id keeps just the wanted files, so image bytes are never shuffled.
 """
 from __future__ import annotations
 
@@ -21,13 +24,6 @@ def image_folders(spark: SparkSession, images: DataFrame) -> list[str]:
     return [f for f in folders if f and path_exists(spark, f)]
 
 
-def local_names_spark_skips(images: DataFrame) -> DataFrame:
-    """Local rows Spark's binaryFile never returns: names starting with `_` or `.`, and
-    paths that are not UTF-8 (written percent-encoded, `file://…`; see sparkdup.listing)."""
-    name = F.regexp_extract("path", r"/([^/]*)$", 1)
-    return images.where(F.col("path").startswith("file:") & (name.rlike(r"^[_.]") | F.col("path").startswith("file://")))
-
-
 def read_local_contents(images: DataFrame, max_file_bytes: int) -> DataFrame:
     """(image_id, path, content) read by the Python worker from the OS path (gone: dropped)."""
     from sparkdup.listing import os_path_of
@@ -43,20 +39,20 @@ def read_local_contents(images: DataFrame, max_file_bytes: int) -> DataFrame:
 
 def read_contents(spark: SparkSession, images: DataFrame, max_file_bytes: int) -> DataFrame | None:
     """(image_id, path, content) for the rows of `images` (needs image_id, path), or None
-    when none of their folders exist any more. Local files Spark's reader skips by name
-    are read by the Python worker instead (they are only added when there are any)."""
+    when there are no local rows and none of the remote rows' folders exist any more."""
     from sparkdup.listing import spark_literal
 
-    folders = image_folders(spark, images)
+    images = images.select("image_id", "path")
+    is_local = F.col("path").startswith("file:")
+    local = read_local_contents(images.where(is_local), max_file_bytes)
+    has_local = bool(images.where(is_local).limit(1).count())
+    folders = image_folders(spark, images.where(~is_local))
     if not folders:
-        return None
-    contents = (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
-                .option("ignoreCorruptFiles", "true").load([spark_literal(f) for f in folders])
-                .where(F.col("length").between(1, max_file_bytes))
-                .withColumn("image_id", image_id())
-                .join(F.broadcast(images.select("image_id")), "image_id", "left_semi")
-                .select("image_id", "path", "content"))
-    skipped = local_names_spark_skips(images.select("image_id", "path"))
-    if skipped.limit(1).count():
-        contents = contents.unionByName(read_local_contents(skipped, max_file_bytes))
-    return contents
+        return local if has_local else None
+    remote = (spark.read.format("binaryFile").option("ignoreMissingFiles", "true")
+              .option("ignoreCorruptFiles", "true").load([spark_literal(f) for f in folders])
+              .where(F.col("length").between(1, max_file_bytes))
+              .withColumn("image_id", image_id())
+              .join(F.broadcast(images.select("image_id")), "image_id", "left_semi")
+              .select("image_id", "path", "content"))
+    return remote.unionByName(local) if has_local else remote
