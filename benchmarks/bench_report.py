@@ -35,6 +35,7 @@ def module_at(ref: str, tmp: str):
         f.write(source)
     spec = importlib.util.spec_from_file_location("sparkdup.jobs.report_at_ref", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
