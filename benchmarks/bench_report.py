@@ -10,6 +10,7 @@ thumbnails). Each round renders the report (into OUT/report) once per module.
 from __future__ import annotations
 
 import argparse
+import collections
 import glob
 import hashlib
 import importlib.util
@@ -38,6 +39,14 @@ def module_at(ref: str, tmp: str):
     sys.modules[spec.name] = mod  # its dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
+
+
+def _callsite(tracker, job_id: int) -> str:
+    """Where a job came from: its first stage's name (Spark's call site, 'collect at x.py:12')."""
+    info = tracker.getJobInfo(job_id)
+    stages = [tracker.getStageInfo(s) for s in (info.stageIds if info else [])]
+    names = [st.name for st in stages if st is not None]
+    return names[0] if names else "?"
 
 
 def report_digest(out: str) -> str:
@@ -80,9 +89,14 @@ def main() -> None:
                 wall, after = time.time() - t, sampler.snapshot()
                 cpu = {k: after["cpu"][k] - before["cpu"][k] for k in after["cpu"]}
                 pages["digest"] = report_digest(a.out)
+                new = sorted(set(tracker.getJobIdsForGroup(None)) - jobs)
+                pages["callsites"] = collections.Counter(_callsite(tracker, j) for j in new)
                 results[label].append((wall, len(set(tracker.getJobIdsForGroup(None)) - jobs), cpu, pages))
         spark.stop()
     print(f"report stage alone, {n} images in {a.out}, {a.master}, load average {os.getloadavg()[0]:.1f}\n")
+    for label, rows in results.items():
+        print(f"Spark jobs of {label}, last round, by call site: "
+              + ", ".join(f"{site} x{n}" for site, n in rows[-1][3]["callsites"].most_common()) + "\n")
     print("| report module | round | wall s | Spark jobs | driver Python CPU s | JVM CPU s | pages | bytes | "
           "pages digest |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -3,6 +3,8 @@ Spark jobs, Python workers and how many of them loaded TensorFlow.
 
     python benchmarks/bench_stages.py DATA OUT [--set KEY=VALUE ...] [--json FILE]
     python benchmarks/bench_stages.py - OUT --stages report     # some stages of an existing output
+    python benchmarks/bench_stages.py - OUT --stages embed --variant embed.model=efficientnet_lite0:keras \
+        --variant embed.model=efficientnet_lite0 --variant ...      # paired: in turn, one session
 
 Runs the pipeline in this process (one Spark session, like `sparkdup run`) one stage at
 a time. CPU is process CPU time (user + system), not wall, so it means something on a
@@ -71,7 +73,8 @@ class Sampler:
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 used = t.user + t.system
-                self.first.setdefault(p.pid, (kind, used))
+                # the kind as seen now: the JVM's pid first runs the spark-submit shell script
+                self.first[p.pid] = (kind, self.first.get(p.pid, (kind, used))[1])
                 self.last[p.pid] = used
                 self.rss[p.pid] = max(self.rss.get(p.pid, 0), rss)
                 if kind == "python_worker" and p.pid not in self.tf and used > 1.0 and self._has_tf(p.pid):
@@ -105,7 +108,10 @@ class Sampler:
         self._thread.join()
 
 
-def profile(data: str, out: str, sets: list[str], master: str, only: list[str] | None = None) -> dict:
+def profile(data: str, out: str, sets: list[str], master: str, only: list[str] | None = None,
+            variants: list[str] | None = None) -> dict:
+    """Run the pipeline's stages (or `only` those), once; with `variants` (KEY=VALUE each),
+    the `only` stages once per variant, in turn, in the same session (paired figures)."""
     from sparkdup import logs
     from sparkdup.jobs import run as pipeline
     from sparkdup.preflight import release_output
@@ -115,8 +121,11 @@ def profile(data: str, out: str, sets: list[str], master: str, only: list[str] |
     parser = argparse.ArgumentParser()
     pipeline.add_arguments(parser)
     add_common_arguments(parser)
-    args = parser.parse_args(([] if data == "-" else [data]) + ["--output", out, "--set", f"spark.master={master}",
-                              "--set", "spark.driver_memory=2g", *sum((["--set", s] for s in sets), [])])
+    def argv(extra: list[str]) -> list[str]:
+        settings = [f"spark.master={master}", "spark.driver_memory=2g", *sets, *extra]
+        return ([] if data == "-" else [data]) + ["--output", out, *sum((["--set", s] for s in settings), [])]
+
+    args = parser.parse_args(argv([]))
     logs.setup_logging(quiet=True)
     stages: dict = {}
     with Sampler() as sampler:
@@ -134,12 +143,16 @@ def profile(data: str, out: str, sets: list[str], master: str, only: list[str] |
         prev = sampler.snapshot()
         run_id = new_run_id()
         try:
-            for name in only or pipeline.PIPELINE:
+            plan = [(v, name) for v in variants for name in only] if variants else \
+                [(None, name) for name in only or pipeline.PIPELINE]
+            for variant, name in plan:
+                run_cfg = cfg if variant is None else settings_from_args(parser.parse_args(argv([variant])))
                 jobs_before = set(tracker.getJobIdsForGroup(None))
                 t = time.time()
-                pipeline.run_stage(pipeline._stage(name), spark, cfg, args, run_id)  # noqa: SLF001
+                pipeline.run_stage(pipeline._stage(name), spark, run_cfg, args, run_id)  # noqa: SLF001
                 now = sampler.snapshot()
-                stages[name] = {
+                key = name if variant is None else f"{name} [{variant}] #{sum(k.startswith(f'{name} [{variant}]') for k in stages) + 1}"
+                stages[key] = {
                     "wall_s": time.time() - t,
                     "jobs": len(set(tracker.getJobIdsForGroup(None)) - jobs_before),
                     "cpu": {k: v - prev["cpu"][k] for k, v in now["cpu"].items()},
@@ -182,9 +195,12 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--stages", help="comma-separated stages to run on an existing OUT (DATA: -)")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --stages: run them once per variant, in turn (repeat the flag; list a variant twice "
+                         "for a second round)")
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
-    result = profile(a.data, a.out, a.set, a.master, a.stages.split(",") if a.stages else None)
+    result = profile(a.data, a.out, a.set, a.master, a.stages.split(",") if a.stages else None, a.variant or None)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=1, default=list)
