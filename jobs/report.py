@@ -184,17 +184,28 @@ def distribution_plots(images: DataFrame, neighbors: DataFrame, outliers: DataFr
 
 
 def totals(images: DataFrame, outliers: DataFrame, groups: DataFrame, leaks: DataFrame, issues: DataFrame) -> dict:
-    """Every count the report shows, one aggregate per table (each Spark job costs a round
-    trip, and the sections and the summary need several counts of the same tables)."""
-    counts = images.agg(F.count("*").alias("images"), F.count_if(F.col("status") != "ok").alias("broken"),
-                        *[F.count_if(F.array_contains("flags", f)).alias(f) for f in FLAGS]).first().asDict()
-    counts["outliers"] = outliers.where("is_outlier").count()
-    g = groups.agg(F.countDistinct("group_id").alias("groups"),
-                   F.count_if(~F.col("is_representative")).alias("duplicates_to_remove")).first()
-    lk = leaks.agg(F.count("*").alias("leaks"), F.countDistinct("image_id_b").alias("leaked_images")).first()
-    li = issues.agg(F.count("*").alias("label_issues"), F.countDistinct("image_id").alias("label_issue_images")).first()
-    counts.update(g.asDict(), **lk.asDict(), **li.asDict())
-    return {k: int(v or 0) for k, v in counts.items()}
+    """Every count the report shows, from one Spark query: each table's rows tagged with
+    what they count (and the id to count once, where it is distinct ids), unioned and
+    grouped. One action instead of one or more per count (a Spark job costs a round trip,
+    and with adaptive execution a shuffle is a job of its own)."""
+    none = F.lit(None).cast("long")
+
+    def tag(df: DataFrame, what, key=none) -> DataFrame:
+        return df.select((F.lit(what) if isinstance(what, str) else what).alias("what"), key.alias("key"))
+
+    tagged = [tag(images, "images"), tag(images.where("status <> 'ok'"), "broken"),
+              tag(images.where(F.size("flags") > 0), F.explode("flags")),
+              tag(outliers.where("is_outlier"), "outliers"),
+              tag(groups, "groups", F.col("group_id")), tag(groups.where("NOT is_representative"), "duplicates_to_remove"),
+              tag(leaks, "leaks"), tag(leaks, "leaked_images", F.col("image_id_b")),
+              tag(issues, "label_issues"), tag(issues, "label_issue_images", F.col("image_id"))]
+    distinct = {"groups", "leaked_images", "label_issue_images"}
+    rows = (functools.reduce(DataFrame.unionByName, tagged).groupBy("what")
+            .agg(F.count("*").alias("rows"), F.countDistinct("key").alias("ids")).collect())
+    got = {r.what: int(r.ids if r.what in distinct else r.rows) for r in rows}
+    names = ("images", "broken", *FLAGS, "outliers", "groups", "duplicates_to_remove", "leaks", "leaked_images",
+             "label_issues", "label_issue_images")
+    return {name: got.get(name, 0) for name in names}
 
 
 # ---------------------------------------------------------------- pages
