@@ -30,7 +30,7 @@ from sparkdup.schemas import image_id
 from sparkdup.stage import add_setting_flags
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs.decode import Limits
-from sparkdup.udfs.embed import embed_arrays, embed_contents
+from sparkdup.udfs.embed import configured_model, embed_arrays, embed_contents
 from sparkdup.udfs.prepared import Prepare, model_arrays
 
 log = logging.getLogger("sparkdup")
@@ -74,16 +74,17 @@ def embed_model_inputs(pixels: DataFrame, model: ShippedModel, batch_size: int, 
 
 
 def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: str,
-                     output: str | None = None) -> DataFrame:
+                     output: str | None = None, n_ok: int | None = None) -> DataFrame:
     """The embeddings of `images`' readable rows; given `output`, from the model inputs
-    ingest kept there when they were made for these settings, else from the files."""
+    ingest kept there when they were made for these settings, else from the files.
+    `n_ok`: how many readable rows `images` has, when the caller counted them already."""
     emb = cfg["embed"]
-    from sparkdup.models.registry import model_name, resolve, with_size
+    from sparkdup.models.registry import resolve
 
-    name = with_size(model_name(emb["model"], emb["weights"]), emb["input_size"])
+    name = configured_model(cfg)
     spec = resolve(name)
     ok = ok_images(images)
-    n_ok = ok.count()
+    n_ok = ok.count() if n_ok is None else n_ok
     per_partition = int(cfg["spark"]["images_per_partition"])
     key = Prepare(spec.input_size, emb["resize"], 0).key
     pixels = decoded.model_inputs(spark, output, ok, key) if output else None
@@ -115,7 +116,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     images = read_table(spark, args.output, "images")
     n_ok = images.where(F.col("status") == "ok").count()
     with track(spark, "embedding images", n_ok):
-        path = write_table(build_embeddings(spark, cfg, images, run_id, args.output), args.output, "embeddings",
+        path = write_table(build_embeddings(spark, cfg, images, run_id, args.output, n_ok), args.output, "embeddings",
                            cfg["output"]["format"])
     n = read_table(spark, args.output, "embeddings").count()
     log.info("embeddings: %d of %d readable images at %s", n, n_ok, path)

@@ -11,6 +11,7 @@ the table that holds everything.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -82,11 +83,11 @@ def member_evidence(m) -> list[str]:
             f"aligned pixels {m.align_fine_to_representative:.3f}, changed {m.align_changed_to_representative:.1%}"]
 
 
-def duplicate_section(groups: DataFrame, limit: int) -> Section:
+def duplicate_section(groups: DataFrame, limit: int, total: int) -> Section:
     sizes = groups.groupBy("group_id").count()
     top = [r.group_id for r in sizes.orderBy(F.desc("count"), "group_id").limit(limit).collect()]
     rows = groups.where(F.col("group_id").isin(top)).orderBy("group_id", F.desc("is_representative"), "path").toPandas()
-    section = Section("duplicates", "Duplicate groups", sizes.count(), "duplicate_groups", layout="groups")
+    section = Section("duplicates", "Duplicate groups", total, "duplicate_groups", layout="groups")
     order = {gid: i for i, gid in enumerate(top)}
     for _, members in sorted(rows.groupby("group_id"), key=lambda g: order[g[0]]):
         members = list(members.itertuples())
@@ -98,13 +99,13 @@ def duplicate_section(groups: DataFrame, limit: int) -> Section:
     return section
 
 
-def outlier_section(outliers: DataFrame, neighbors: DataFrame, limit: int) -> Section:
+def outlier_section(outliers: DataFrame, neighbors: DataFrame, limit: int, total: int) -> Section:
     rows = outliers.orderBy("rank").limit(limit).toPandas()
     shown = outliers.sparkSession.createDataFrame([(int(i),) for i in rows.image_id], "src long")
     near = (neighbors.where(F.col("rank") <= NEIGHBOURS_SHOWN).join(F.broadcast(shown), "src")
             .orderBy("src", "rank").toPandas())
     by_src = {src: list(g.itertuples()) for src, g in near.groupby("src")}
-    section = Section("outliers", "Outliers", outliers.where("is_outlier").count(), "outliers", layout="groups")
+    section = Section("outliers", "Outliers", total, "outliers", layout="groups")
     for r in rows.itertuples():
         nbrs = by_src.get(r.image_id, [])
         section.image_ids |= {r.image_id} | {n.dst for n in nbrs}
@@ -115,18 +116,18 @@ def outlier_section(outliers: DataFrame, neighbors: DataFrame, limit: int) -> Se
     return section
 
 
-def broken_section(images: DataFrame, limit: int) -> Section:
-    bad = images.where("status <> 'ok'")
-    rows = bad.select("path", "status", "error").orderBy("path").limit(limit).toPandas()
-    section = Section("broken", "Broken files", bad.count(), "images", layout="table")
+def broken_section(images: DataFrame, limit: int, total: int) -> Section:
+    rows = (images.where("status <> 'ok'").select("path", "status", "error").orderBy("path").limit(limit).toPandas()
+            if total else pd.DataFrame())
+    section = Section("broken", "Broken files", total, "images", layout="table")
     section.items = [lambda t, p, r=r: f"<tr><td>{H.esc(r.path)}</td><td>{H.esc(r.status)}</td>"
                                        f"<td>{H.esc(r.error)}</td></tr>" for r in rows.itertuples()]
     return section
 
 
-def leak_section(leaks: DataFrame, limit: int) -> Section:
-    rows = leaks.orderBy(F.desc("similarity"), "path_a").limit(limit).toPandas()
-    section = Section("leaks", "Leaks between splits", leaks.count(), "leaks", layout="groups")
+def leak_section(leaks: DataFrame, limit: int, total: int) -> Section:
+    rows = leaks.orderBy(F.desc("similarity"), "path_a").limit(limit).toPandas() if total else pd.DataFrame()
+    section = Section("leaks", "Leaks between splits", total, "leaks", layout="groups")
     for r in rows.itertuples():
         section.image_ids |= {r.image_id_a, r.image_id_b}
         section.items.append(lambda t, p, r=r: H.card(t.get(r.image_id_a), r.path_a, [r.split_a])
@@ -134,9 +135,9 @@ def leak_section(leaks: DataFrame, limit: int) -> Section:
     return section
 
 
-def label_section(issues: DataFrame, limit: int) -> Section:
-    rows = issues.orderBy("rank").limit(limit).toPandas()
-    section = Section("labels", "Label issues", issues.count(), "label_issues", layout="groups")
+def label_section(issues: DataFrame, limit: int, total: int) -> Section:
+    rows = issues.orderBy("rank").limit(limit).toPandas() if total else pd.DataFrame()
+    section = Section("labels", "Label issues", total, "label_issues", layout="groups")
     for r in rows.itertuples():
         voters = [int(v) for v in list(r.voters)[:NEIGHBOURS_SHOWN]]
         section.image_ids |= {r.image_id, *voters}
@@ -147,12 +148,18 @@ def label_section(issues: DataFrame, limit: int) -> Section:
     return section
 
 
-def flag_sections(images: DataFrame, limit: int) -> list[Section]:
-    totals = images.agg(*[F.count_if(F.array_contains("flags", f)).alias(f) for f in FLAGS]).first()  # one scan
+def flag_sections(images: DataFrame, limit: int, totals: dict) -> list[Section]:
+    """One section per flag; the first `limit` flagged images of every flag (by path) come
+    from one Spark job: a union of per-flag top-k queries (each bounded, none a full sort)."""
+    raised = [f for f in FLAGS if totals[f]]
+    cols = ("image_id", "path", "brightness", "blur", "entropy")
+    tops = [images.where(F.array_contains("flags", f)).select(*cols).orderBy("path").limit(limit)
+            .select(F.lit(f).alias("flag"), *cols) for f in raised]
+    every = functools.reduce(DataFrame.unionByName, tops).toPandas() if tops else pd.DataFrame(columns=["flag"])
+    rows_of = {f: g.sort_values("path") for f, g in every.groupby("flag")}
     sections = []
     for flag in FLAGS:
-        rows = (images.where(F.array_contains("flags", flag)).select("image_id", "path", "brightness", "blur", "entropy")
-                .orderBy("path").limit(limit).toPandas() if totals[flag] else pd.DataFrame())
+        rows = rows_of.get(flag, pd.DataFrame())
         section = Section(f"flag-{flag}", f"Flagged {flag}", int(totals[flag] or 0), "images")
         for r in rows.itertuples():
             section.image_ids.add(r.image_id)
@@ -174,6 +181,31 @@ def distribution_plots(images: DataFrame, neighbors: DataFrame, outliers: DataFr
             + H.histogram_svg(stats["brightness"], "Brightness")
             + H.histogram_svg(stats["blur"], "Blur (variance of Laplacian)",
                               {"blurry": cfg["ingest"]["flags"]["blurry_max"]}))
+
+
+def totals(images: DataFrame, outliers: DataFrame, groups: DataFrame, leaks: DataFrame, issues: DataFrame) -> dict:
+    """Every count the report shows, from one Spark query: each table's rows tagged with
+    what they count (and the id to count once, where it is distinct ids), unioned and
+    grouped. One action instead of one or more per count (a Spark job costs a round trip,
+    and with adaptive execution a shuffle is a job of its own)."""
+    none = F.lit(None).cast("long")
+
+    def tag(df: DataFrame, what, key=none) -> DataFrame:
+        return df.select((F.lit(what) if isinstance(what, str) else what).alias("what"), key.alias("key"))
+
+    tagged = [tag(images, "images"), tag(images.where("status <> 'ok'"), "broken"),
+              tag(images.where(F.size("flags") > 0), F.explode("flags")),
+              tag(outliers.where("is_outlier"), "outliers"),
+              tag(groups, "groups", F.col("group_id")), tag(groups.where("NOT is_representative"), "duplicates_to_remove"),
+              tag(leaks, "leaks"), tag(leaks, "leaked_images", F.col("image_id_b")),
+              tag(issues, "label_issues"), tag(issues, "label_issue_images", F.col("image_id"))]
+    distinct = {"groups", "leaked_images", "label_issue_images"}
+    rows = (functools.reduce(DataFrame.unionByName, tagged).groupBy("what")
+            .agg(F.count("*").alias("rows"), F.countDistinct("key").alias("ids")).collect())
+    got = {r.what: int(r.ids if r.what in distinct else r.rows) for r in rows}
+    names = ("images", "broken", *FLAGS, "outliers", "groups", "duplicates_to_remove", "leaks", "leaked_images",
+             "label_issues", "label_issue_images")
+    return {name: got.get(name, 0) for name in names}
 
 
 # ---------------------------------------------------------------- pages
@@ -217,11 +249,13 @@ def _pages(spark: SparkSession, cfg: dict, output: str, images: DataFrame, outli
            neighbors: DataFrame, groups: DataFrame, leaks: DataFrame, issues: DataFrame) -> dict[str, str]:
     per_page = int(cfg["report"]["max_per_section"])
     limit = per_page * int(cfg["report"]["max_pages"])
-    n_images = images.count()
+    counts = totals(images, outliers, groups, leaks, issues)
+    n_images = counts["images"]
 
-    sections = [duplicate_section(groups, limit), outlier_section(outliers, neighbors, limit),
-                broken_section(images, limit), leak_section(leaks, limit), label_section(issues, limit),
-                *flag_sections(images, limit)]
+    sections = [duplicate_section(groups, limit, counts["groups"]),
+                outlier_section(outliers, neighbors, limit, counts["outliers"]),
+                broken_section(images, limit, counts["broken"]), leak_section(leaks, limit, counts["leaks"]),
+                label_section(issues, limit, counts["label_issues"]), *flag_sections(images, limit, counts)]
     ids = sorted({int(i) for s in sections for i in s.image_ids})
     thumbs = thumbnails(spark, output, images, ids, cfg)
     paths = dict(images.join(F.broadcast(spark.createDataFrame([(i,) for i in ids], "image_id long")), "image_id")
@@ -235,13 +269,12 @@ def _pages(spark: SparkSession, cfg: dict, output: str, images: DataFrame, outli
             files[page_name(section.key, n)] = H.page(f"sparkdup report: {section.title}, page {n}", None, [html])
     first.append(distribution_plots(images, neighbors, outliers, cfg, n_images))
 
-    total = {s.key: s.total for s in sections}  # counted once, when the sections were made
     summary = [("images", n_images),
-               ("not readable", total["broken"]),
-               ("duplicates to remove", groups.where("NOT is_representative").count()),
-               ("outliers", total["outliers"]),
-               ("in a cross-split leak", leaks.select("image_id_b").distinct().count()),
-               ("label issues", issues.select("image_id").distinct().count())]
+               ("not readable", counts["broken"]),
+               ("duplicates to remove", counts["duplicates_to_remove"]),
+               ("outliers", counts["outliers"]),
+               ("in a cross-split leak", counts["leaked_images"]),
+               ("label issues", counts["label_issue_images"])]
     summary = [(name, count, count / n_images if n_images else 0.0) for name, count in summary]
     files["index.html"] = H.page("sparkdup report", summary, first)
     return files

@@ -36,10 +36,10 @@ def decode_limits(cfg: dict) -> Limits:
 
 def model_input_size(cfg: dict) -> int:
     """The side of the square model input that embed will use with these settings."""
-    from sparkdup.models.registry import model_name, resolve, with_size
+    from sparkdup.models.registry import resolve
+    from sparkdup.udfs.embed import configured_model
 
-    emb = cfg["embed"]
-    return resolve(with_size(model_name(emb["model"], emb["weights"]), emb["input_size"])).input_size
+    return resolve(configured_model(cfg)).input_size
 
 
 def prepare_for(cfg: dict) -> Prepare | None:

@@ -76,7 +76,7 @@ def test_cached_fused_model_matches_plain_rebuild(classifier, photos, model_cach
     x = np.stack([fit_to_square(p, 224) for p in photos.values()])
     plain = classifier(x.astype(np.float32), training=False)["features"].numpy()
     plain /= np.linalg.norm(plain, axis=1, keepdims=True)
-    cached = get_model("efficientnet_lite0")(x)
+    cached = get_model("efficientnet_lite0:keras")(x)
     assert np.allclose((plain * cached).sum(1), 1.0, atol=1e-5)
 
 
@@ -297,14 +297,31 @@ def test_build_cache_is_idempotent(model_cache, capsys):
 
 def test_tflite_matches_keras(photos, model_cache):
     imgs = [photos["chelsea"], photos["coffee"], _jpeg(photos["coffee"], 50)]
-    k = embed_arrays("efficientnet_lite0", imgs)
+    k = embed_arrays("efficientnet_lite0:keras", imgs)
     fp32 = embed_arrays("efficientnet_lite0:tflite", imgs)
     int8 = embed_arrays("efficientnet_lite0:int8", imgs)
-    assert ((k * fp32).sum(1) > 0.99).all()
+    # the default runs the fp32 TFLite file: the Keras embeddings to cosine 0.999 per image
+    assert get_model("efficientnet_lite0").backend == "tflite"
+    assert get_model("efficientnet_lite0:keras").backend == "keras"
+    assert np.allclose(embed_arrays("efficientnet_lite0", imgs), fp32, atol=1e-6)
+    assert ((k * fp32).sum(1) >= 0.999).all()
     assert ((k * int8).sum(1) > 0.95).all()
     # a .tflite file given by path resolves and runs too
     by_path = embed_arrays(model_cache["tflite_fp32"], imgs)
     assert np.allclose(by_path, fp32, atol=1e-5)
+
+
+def test_embed_images_uses_the_configured_model(photos, model_cache):
+    """embed_images(cfg, arrays): the embed stage's model, size, resize and batch size, in
+    this process (what `sparkdup search` needs for its query images)."""
+    from sparkdup.config import load_config
+    from sparkdup.udfs.embed import embed_images
+
+    imgs = [photos["chelsea"], photos["coffee"][:, :300]]
+    cfg = load_config(None, (), ["embed.input_size=160", "embed.resize=letterbox"], {})
+    got = embed_images(cfg, imgs)
+    assert np.allclose(got, embed_arrays("efficientnet_lite0?size=160", imgs, method="letterbox"), atol=1e-6)
+    assert not np.allclose(got, embed_arrays("efficientnet_lite0", imgs), atol=1e-2)  # not the defaults
 
 
 def test_default_model_at_another_input_size(photos, model_cache):
@@ -319,7 +336,7 @@ def test_default_model_at_another_input_size(photos, model_cache):
     small = embed_arrays("efficientnet_lite0?size=160", imgs)
     assert small.shape == (2, 1280)
     assert np.allclose(np.linalg.norm(small, axis=1), 1.0, atol=1e-5)
-    assert np.allclose(embed_arrays("efficientnet_lite0:tflite?size=160", imgs), small, atol=1e-4)
+    assert np.allclose(embed_arrays("efficientnet_lite0:keras?size=160", imgs), small, atol=1e-4)
     # not the 224 embedding: the model really ran at 160
     full = embed_arrays("efficientnet_lite0", imgs)
     assert ((full * small).sum(1) < 0.999).all() and ((full * small).sum(1) > 0.7).all()

@@ -123,6 +123,23 @@ def embed_arrays(model_name: str | None, arrays, batch_size: int = 32, method: s
     return out
 
 
+def configured_model(cfg) -> str:
+    """The registry name of the model the settings choose: ``embed.model`` with
+    ``embed.weights`` and ``embed.input_size`` applied (e.g. ``efficientnet_lite0?size=160``)."""
+    from sparkdup.models.registry import model_name, with_size
+
+    emb = cfg["embed"]
+    return with_size(model_name(emb["model"], emb["weights"]), emb["input_size"])
+
+
+def embed_images(cfg, arrays) -> np.ndarray:
+    """Embed decoded images (RGB/RGBA/grey uint8 arrays of any size) with the configured
+    model, resize method and batch size, in this process: what the embed stage computes
+    for the same pixels, for callers outside Spark (a query image in the driver)."""
+    emb = cfg["embed"]
+    return embed_arrays(configured_model(cfg), list(arrays), int(emb["batch_size"]), emb["resize"])
+
+
 def embed_contents(model_name: str | None, contents, limits, batch_size: int = 32,
                    method: str = "center_crop") -> list:
     """Embed raw file bytes: a unit vector per input, or None where the bytes don't decode.

@@ -37,7 +37,8 @@ from sparkdup.models import registry
 
 # Built-in names whose file lives in the driver's model cache (sparkdup.models.build_cache).
 CACHED = {
-    registry.DEFAULT_MODEL: "keras",
+    registry.DEFAULT_MODEL: "tflite_fp32",
+    registry.DEFAULT_MODEL + ":keras": "keras",
     registry.DEFAULT_MODEL + ":tflite": "tflite_fp32",
     registry.DEFAULT_MODEL + ":int8": "tflite_int8",
 }
