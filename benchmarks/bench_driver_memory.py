@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,9 @@ class DriverSampler:
         self.python: dict[str, int] = {}
         self.jvm: dict[str, int] = {}
         self.jvm_started: float | None = None
+        self.jvm_pid: int | None = None
+        self.jvm_gone_at: float | None = None  # the JVM exited while the driver's Python ran on
+        self.min_available: int | None = None  # the machine's available memory, lowest seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -80,10 +84,15 @@ class DriverSampler:
             except psutil.Error:
                 break
             self.python[self.stage] = max(self.python.get(self.stage, 0), py)
+            available = psutil.virtual_memory().available
+            self.min_available = available if self.min_available is None else min(self.min_available, available)
+            if jvm is not None and not jvm.is_running() and self.jvm_gone_at is None:
+                self.jvm_gone_at = time.time()
             jvm = jvm if jvm is not None and jvm.is_running() else self._jvm()
             if jvm is not None:
                 try:
                     self.jvm_started = self.jvm_started or jvm.create_time()
+                    self.jvm_pid = jvm.pid
                     self.jvm[self.stage] = max(self.jvm.get(self.stage, 0), jvm.memory_info().rss)
                 except psutil.Error:
                     pass
@@ -98,6 +107,36 @@ class DriverSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def jvm_options(gc_log: str, crash_dir: str) -> str:
+    """GC log for the live heap; on a crash the JVM's error file, and a heap dump on
+    OutOfMemoryError, land in `crash_dir` (kept after the run)."""
+    return (f"-Xlog:gc:file={gc_log} -XX:ErrorFile={crash_dir}/hs_err_pid%p.log "
+            f"-XX:+HeapDumpOnOutOfMemoryError -XX:HeapDumpPath={crash_dir}")
+
+
+def diagnose(log_path: str, crash_dir: str, sampler: "DriverSampler", started: float) -> str:
+    """Why a measured process failed, from what it left: its log's error lines, the JVM's
+    error file or heap dump, the kernel's OOM killer, and the machine's memory."""
+    notes = []
+    if sampler.jvm_gone_at is not None:
+        notes.append(f"the JVM (pid {sampler.jvm_pid}) exited {sampler.jvm_gone_at - started:.0f} s after the start "
+                     "while the driver's Python ran on")
+    pattern = re.compile(r"OutOfMemoryError|hs_err|SIGKILL|Killed|Connection refused|Exception in thread|"
+                         r"Container killed|exit code", re.I)
+    hits = [line.rstrip() for line in open(log_path, errors="replace") if pattern.search(line)]
+    notes += [f"log: {h[:300]}" for h in hits[:12]]
+    for f in sorted(os.listdir(crash_dir)):
+        notes.append(f"crash file: {os.path.join(crash_dir, f)}")
+    try:
+        kernel = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30).stdout.splitlines()
+        notes += [f"kernel: {k}" for k in kernel if re.search(r"oom|killed process|out of memory", k, re.I)][-5:]
+    except (OSError, subprocess.SubprocessError):
+        notes.append("kernel log not readable")
+    if sampler.min_available is not None:
+        notes.append(f"machine memory available, lowest seen: {sampler.min_available / 2 ** 30:.1f} GiB")
+    return "\n".join(notes) or "no cause found in the log, crash files or kernel log"
 
 
 def heap_after_gc(gc_log: str, jvm_started: float | None, stage_starts: list[tuple[float, str]]) -> dict:
@@ -188,7 +227,11 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
     result = {"n": n, "python": {}, "jvm": {}, "heap": {}, "seconds": 0.0, "stage_seconds": {}}
     for stage in ("neighbors", "analyze"):
         gc_log = os.path.join(work, f"gc-{stage}.log")
-        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options -Xlog:gc:file={gc_log} pyspark-shell")
+        crash_dir = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}-crash")  # outlives `work`
+        shutil.rmtree(crash_dir, ignore_errors=True)
+        os.makedirs(crash_dir)
+        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options '{jvm_options(gc_log, crash_dir)}' "
+                                                   "pyspark-shell")
         overrides = [arg for s in [f"spark.master={master}", "spark.driver_memory=1g", *settings]
                      for arg in ("--set", s)]
         started = time.time()
@@ -204,12 +247,14 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
         rc = popen.wait()
         sampler.stop()
         if rc != 0:
-            sys.exit(f"sparkdup {stage} failed (exit {rc}); its whole log: {kept}")
+            sys.exit(f"sparkdup {stage} failed (exit {rc}); its whole log: {kept}\n"
+                     + diagnose(kept, crash_dir, sampler, started))
         took = time.time() - started
         result["seconds"] += took
         result["stage_seconds"][stage] = round(took)
         result["python"][stage] = round(sampler.python.get(stage, 0) / 2 ** 20)
         result["jvm"][stage] = round(sampler.jvm.get(stage, 0) / 2 ** 20)
+        result.setdefault("available", {})[stage] = round((sampler.min_available or 0) / 2 ** 30, 1)
         heap = heap_after_gc(gc_log, sampler.jvm_started, [(started, stage)])
         if stage in heap:
             result["heap"][stage] = heap[stage]
@@ -221,14 +266,16 @@ def report_synthetic(results: list[dict], settings: list[str], dim: int, section
     for r in results:
         for stage in ("neighbors", "analyze"):
             rows.append(f"| {r['n']:,} | {stage} | {r['python'].get(stage, '')} | {r['jvm'].get(stage, '')} | "
-                        f"{r['heap'].get(stage, '?')} | {r['stage_seconds'].get(stage, '')} |")
+                        f"{r['heap'].get(stage, '?')} | {r['stage_seconds'].get(stage, '')} | "
+                        f"{r.get('available', {}).get(stage, '')} |")
     sizes = " ".join(str(r["n"]) for r in results)
     extra = "".join(f" --set {s}" for s in settings) + (f" --section {section}" if section != SECTION else "")
     return (f"### Driver memory by input size (synthetic {dim}-d embeddings: `sparkdup neighbors` + `sparkdup analyze`)\n\n"
             f"Command: `nice python benchmarks/bench_driver_memory.py --synthetic {sizes} --dim {dim}{extra} --write` "
             f"(local[2], spark.driver_memory=1g, Parquet; machine: {machine()})\n\n"
-            "| images | stage | driver Python peak RSS MB | driver JVM peak RSS MB | JVM live heap, peak MB | seconds |\n"
-            "|---:|---|---:|---:|---:|---:|\n" + "\n".join(rows))
+            "| images | stage | driver Python peak RSS MB | driver JVM peak RSS MB | JVM live heap, peak MB | seconds "
+            "| machine memory available, lowest GiB |\n"
+            "|---:|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
 
 
 def report(results: list[dict], settings: list[str], section: str, cluster: bool) -> str:
