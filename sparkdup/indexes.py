@@ -78,10 +78,14 @@ def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_b
                 .sortWithinPartitions("bucket", "image_id")
                 .select("bucket", "image_id", "vec"))
     chunks = shuffled.mapInPandas(lambda it: backends.build_partition(it, plan), backends.INDEX_SCHEMA)
-    # Row groups of 16 MiB: the Parquet writer buffers a whole row group on the JVM heap,
-    # outside Spark's memory accounting; the 128 MiB default is a bucket's index at a time.
+    # The Parquet writer buffers rows on the JVM heap, outside Spark's memory accounting, and
+    # by default checks the page and row group sizes only every 100 rows (both checks use
+    # parquet.page.size.row.check.*): 100 chunks of 8 MiB, 800 MB, which ran a 1 GB local
+    # JVM out of heap at 100,000 vectors (captured, BENCHMARKS.md). Checking after every
+    # row bounds it to a row group (16 MiB) plus a chunk.
+    checks = {"parquet.page.size.row.check.min": "1", "parquet.page.size.row.check.max": "1"}
     (chunks.write.mode("overwrite").option("compression", "none").option("maxRecordsPerFile", 0)
-     .option("parquet.block.size", 16 << 20).partitionBy("bucket").parquet(root))
+     .option("parquet.block.size", 16 << 20).options(**checks).partitionBy("bucket").parquet(root))
 
 
 def bucket_files(spark: SparkSession, root: str) -> dict[int, str]:
