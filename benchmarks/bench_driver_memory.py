@@ -44,6 +44,7 @@ import psutil
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import copy_real_images, machine, update_benchmarks_md  # noqa: E402
 
+SIGNATURE_BYTES = 64 * 64 * 3  # udfs.verify.SIGNATURE_BYTES: a 64 x 64 RGB thumbnail
 SPARKDUP = os.path.join(os.path.dirname(sys.executable), "sparkdup")
 SECTION = "driver-memory"
 STAGES = ("ingest", "embed", "neighbors", "analyze", "report")
@@ -202,16 +203,24 @@ def write_synthetic(out: str, n: int, dim: int, seed: int = 0, chunk: int = 2000
         copies[0] = False
         x[copies] = x[np.flatnonzero(copies) - 1] + 0.01 * rng.normal(size=(int(copies.sum()), dim))
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-        sig = rng.integers(0, 256, size=(m, 1024), dtype=np.uint8)
+        sig = rng.integers(0, 256, size=(m, SIGNATURE_BYTES), dtype=np.uint8)
         sig[copies] = sig[np.flatnonzero(copies) - 1]
         images = pa.table({
             "image_id": ids, "path": [f"file:/synthetic/{i:09d}.png" for i in range(start, start + m)],
             "label": [f"c{int(c)}" for c in rng.integers(10, size=m)],
             "split": np.where(rng.random(m) < 0.8, "train", "val").tolist(),
             "size_bytes": rng.integers(10_000, 200_000, size=m), "content_hash": [f"{int(i):016x}" for i in ids],
+            "modified_at": pa.array(np.full(m, np.datetime64("2026-01-01T00:00:00", "us"))),
             "format": ["PNG"] * m, "width": np.full(m, 256, np.int32), "height": np.full(m, 256, np.int32),
+            "mode": ["RGB"] * m, "frames": np.ones(m, np.int32),
             "status": ["ok"] * m, "error": pa.nulls(m, pa.string()),
+            # pixel statistics (the outlier score's pixel evidence reads them): typical values
+            "brightness": rng.normal(120, 20, m), "contrast": rng.normal(55, 10, m),
+            "blur": rng.lognormal(6, 1, m), "entropy": rng.normal(7, 0.4, m),
+            "is_grayscale": rng.random(m) < 0.02, "luma_p01": rng.uniform(0, 20, m),
+            "luma_p99": rng.uniform(230, 255, m),
             "signature": [bytes(r) for r in sig], "flags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
+            "ingested_at": pa.array(np.full(m, np.datetime64("2026-01-01T00:00:00", "us"))),
             "run_id": ["synthetic"] * m})
         emb = pa.table({"image_id": ids, "embedding": pa.array(list(x), pa.list_(pa.float32())),
                         "model": ["synthetic"] * m, "dim": np.full(m, dim, np.int32), "run_id": ["synthetic"] * m})
