@@ -228,13 +228,14 @@ def write_synthetic(out: str, n: int, dim: int, seed: int = 0, chunk: int = 2000
         pq.write_table(emb, os.path.join(out, "embeddings", f"part-{part:05d}.parquet"))
 
 
-def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: str) -> dict:
+def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: str,
+                      stages=("neighbors", "analyze")) -> dict:
     out = os.path.join(work, "out")
     t0 = time.time()
     write_synthetic(out, n, dim)
     print(f"synthetic tables of {n} x {dim} written in {time.time() - t0:.0f} s", flush=True)
     result = {"n": n, "python": {}, "jvm": {}, "heap": {}, "seconds": 0.0, "stage_seconds": {}}
-    for stage in ("neighbors", "analyze"):
+    for stage in stages:
         gc_log = os.path.join(work, f"gc-{stage}.log")
         crash_dir = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}-crash")  # outlives `work`
         shutil.rmtree(crash_dir, ignore_errors=True)
@@ -267,6 +268,7 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
         heap = heap_after_gc(gc_log, sampler.jvm_started, [(started, stage)])
         if stage in heap:
             result["heap"][stage] = heap[stage]
+        print(f"{stage}: {result}", flush=True)  # kept even when a later stage fails
     return result
 
 
@@ -322,13 +324,15 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="sparkdup setting")
     ap.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     ap.add_argument("--cluster", action="store_true", help="run on a standalone cluster started here")
+    ap.add_argument("--stages", default="neighbors,analyze", help="synthetic: the stages to measure, in order")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     results = []
     if args.synthetic:
         with tempfile.TemporaryDirectory(prefix="bench_driver_") as root:
             for n in args.synthetic:
-                results.append(measure_synthetic(n, args.dim, os.path.join(root, str(n)), args.set, "local[2]"))
+                results.append(measure_synthetic(n, args.dim, os.path.join(root, str(n)), args.set, "local[2]",
+                                                 args.stages.split(",")))
                 print(results[-1], flush=True)
         body = report_synthetic(results, args.set, args.dim, args.section + "-synthetic")
         print(body)
