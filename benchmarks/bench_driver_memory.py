@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ import psutil
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import copy_real_images, machine, update_benchmarks_md  # noqa: E402
 
+SIGNATURE_BYTES = 64 * 64 * 3  # udfs.verify.SIGNATURE_BYTES: a 64 x 64 RGB thumbnail
 SPARKDUP = os.path.join(os.path.dirname(sys.executable), "sparkdup")
 SECTION = "driver-memory"
 STAGES = ("ingest", "embed", "neighbors", "analyze", "report")
@@ -60,6 +62,9 @@ class DriverSampler:
         self.python: dict[str, int] = {}
         self.jvm: dict[str, int] = {}
         self.jvm_started: float | None = None
+        self.jvm_pid: int | None = None
+        self.jvm_gone_at: float | None = None  # the JVM exited while the driver's Python ran on
+        self.min_available: int | None = None  # the machine's available memory, lowest seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -80,10 +85,15 @@ class DriverSampler:
             except psutil.Error:
                 break
             self.python[self.stage] = max(self.python.get(self.stage, 0), py)
+            available = psutil.virtual_memory().available
+            self.min_available = available if self.min_available is None else min(self.min_available, available)
+            if jvm is not None and not jvm.is_running() and self.jvm_gone_at is None:
+                self.jvm_gone_at = time.time()
             jvm = jvm if jvm is not None and jvm.is_running() else self._jvm()
             if jvm is not None:
                 try:
                     self.jvm_started = self.jvm_started or jvm.create_time()
+                    self.jvm_pid = jvm.pid
                     self.jvm[self.stage] = max(self.jvm.get(self.stage, 0), jvm.memory_info().rss)
                 except psutil.Error:
                     pass
@@ -98,6 +108,36 @@ class DriverSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def jvm_options(gc_log: str, crash_dir: str) -> str:
+    """GC log for the live heap; on a crash the JVM's error file, and a heap dump on
+    OutOfMemoryError, land in `crash_dir` (kept after the run)."""
+    return (f"-Xlog:gc:file={gc_log} -XX:ErrorFile={crash_dir}/hs_err_pid%p.log "
+            f"-XX:+HeapDumpOnOutOfMemoryError -XX:HeapDumpPath={crash_dir}")
+
+
+def diagnose(log_path: str, crash_dir: str, sampler: "DriverSampler", started: float) -> str:
+    """Why a measured process failed, from what it left: its log's error lines, the JVM's
+    error file or heap dump, the kernel's OOM killer, and the machine's memory."""
+    notes = []
+    if sampler.jvm_gone_at is not None:
+        notes.append(f"the JVM (pid {sampler.jvm_pid}) exited {sampler.jvm_gone_at - started:.0f} s after the start "
+                     "while the driver's Python ran on")
+    pattern = re.compile(r"OutOfMemoryError|hs_err|SIGKILL|Killed|Connection refused|Exception in thread|"
+                         r"Container killed|exit code", re.I)
+    hits = [line.rstrip() for line in open(log_path, errors="replace") if pattern.search(line)]
+    notes += [f"log: {h[:300]}" for h in hits[:12]]
+    for f in sorted(os.listdir(crash_dir)):
+        notes.append(f"crash file: {os.path.join(crash_dir, f)}")
+    try:
+        kernel = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30).stdout.splitlines()
+        notes += [f"kernel: {k}" for k in kernel if re.search(r"oom|killed process|out of memory", k, re.I)][-5:]
+    except (OSError, subprocess.SubprocessError):
+        notes.append("kernel log not readable")
+    if sampler.min_available is not None:
+        notes.append(f"machine memory available, lowest seen: {sampler.min_available / 2 ** 30:.1f} GiB")
+    return "\n".join(notes) or "no cause found in the log, crash files or kernel log"
 
 
 def heap_after_gc(gc_log: str, jvm_started: float | None, stage_starts: list[tuple[float, str]]) -> dict:
@@ -163,16 +203,24 @@ def write_synthetic(out: str, n: int, dim: int, seed: int = 0, chunk: int = 2000
         copies[0] = False
         x[copies] = x[np.flatnonzero(copies) - 1] + 0.01 * rng.normal(size=(int(copies.sum()), dim))
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-        sig = rng.integers(0, 256, size=(m, 1024), dtype=np.uint8)
+        sig = rng.integers(0, 256, size=(m, SIGNATURE_BYTES), dtype=np.uint8)
         sig[copies] = sig[np.flatnonzero(copies) - 1]
         images = pa.table({
             "image_id": ids, "path": [f"file:/synthetic/{i:09d}.png" for i in range(start, start + m)],
             "label": [f"c{int(c)}" for c in rng.integers(10, size=m)],
             "split": np.where(rng.random(m) < 0.8, "train", "val").tolist(),
             "size_bytes": rng.integers(10_000, 200_000, size=m), "content_hash": [f"{int(i):016x}" for i in ids],
+            "modified_at": pa.array(np.full(m, np.datetime64("2026-01-01T00:00:00", "us"))),
             "format": ["PNG"] * m, "width": np.full(m, 256, np.int32), "height": np.full(m, 256, np.int32),
+            "mode": ["RGB"] * m, "frames": np.ones(m, np.int32),
             "status": ["ok"] * m, "error": pa.nulls(m, pa.string()),
+            # pixel statistics (the outlier score's pixel evidence reads them): typical values
+            "brightness": rng.normal(120, 20, m), "contrast": rng.normal(55, 10, m),
+            "blur": rng.lognormal(6, 1, m), "entropy": rng.normal(7, 0.4, m),
+            "is_grayscale": rng.random(m) < 0.02, "luma_p01": rng.uniform(0, 20, m),
+            "luma_p99": rng.uniform(230, 255, m),
             "signature": [bytes(r) for r in sig], "flags": pa.array([[] for _ in range(m)], pa.list_(pa.string())),
+            "ingested_at": pa.array(np.full(m, np.datetime64("2026-01-01T00:00:00", "us"))),
             "run_id": ["synthetic"] * m})
         emb = pa.table({"image_id": ids, "embedding": pa.array(list(x), pa.list_(pa.float32())),
                         "model": ["synthetic"] * m, "dim": np.full(m, dim, np.int32), "run_id": ["synthetic"] * m})
@@ -180,15 +228,20 @@ def write_synthetic(out: str, n: int, dim: int, seed: int = 0, chunk: int = 2000
         pq.write_table(emb, os.path.join(out, "embeddings", f"part-{part:05d}.parquet"))
 
 
-def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: str) -> dict:
+def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: str,
+                      stages=("neighbors", "analyze")) -> dict:
     out = os.path.join(work, "out")
     t0 = time.time()
     write_synthetic(out, n, dim)
     print(f"synthetic tables of {n} x {dim} written in {time.time() - t0:.0f} s", flush=True)
     result = {"n": n, "python": {}, "jvm": {}, "heap": {}, "seconds": 0.0, "stage_seconds": {}}
-    for stage in ("neighbors", "analyze"):
+    for stage in stages:
         gc_log = os.path.join(work, f"gc-{stage}.log")
-        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options -Xlog:gc:file={gc_log} pyspark-shell")
+        crash_dir = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}-crash")  # outlives `work`
+        shutil.rmtree(crash_dir, ignore_errors=True)
+        os.makedirs(crash_dir)
+        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options '{jvm_options(gc_log, crash_dir)}' "
+                                                   "pyspark-shell")
         overrides = [arg for s in [f"spark.master={master}", "spark.driver_memory=1g", *settings]
                      for arg in ("--set", s)]
         started = time.time()
@@ -204,15 +257,18 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
         rc = popen.wait()
         sampler.stop()
         if rc != 0:
-            sys.exit(f"sparkdup {stage} failed (exit {rc}); its whole log: {kept}")
+            sys.exit(f"sparkdup {stage} failed (exit {rc}); its whole log: {kept}\n"
+                     + diagnose(kept, crash_dir, sampler, started))
         took = time.time() - started
         result["seconds"] += took
         result["stage_seconds"][stage] = round(took)
         result["python"][stage] = round(sampler.python.get(stage, 0) / 2 ** 20)
         result["jvm"][stage] = round(sampler.jvm.get(stage, 0) / 2 ** 20)
+        result.setdefault("available", {})[stage] = round((sampler.min_available or 0) / 2 ** 30, 1)
         heap = heap_after_gc(gc_log, sampler.jvm_started, [(started, stage)])
         if stage in heap:
             result["heap"][stage] = heap[stage]
+        print(f"{stage}: {result}", flush=True)  # kept even when a later stage fails
     return result
 
 
@@ -221,14 +277,16 @@ def report_synthetic(results: list[dict], settings: list[str], dim: int, section
     for r in results:
         for stage in ("neighbors", "analyze"):
             rows.append(f"| {r['n']:,} | {stage} | {r['python'].get(stage, '')} | {r['jvm'].get(stage, '')} | "
-                        f"{r['heap'].get(stage, '?')} | {r['stage_seconds'].get(stage, '')} |")
+                        f"{r['heap'].get(stage, '?')} | {r['stage_seconds'].get(stage, '')} | "
+                        f"{r.get('available', {}).get(stage, '')} |")
     sizes = " ".join(str(r["n"]) for r in results)
     extra = "".join(f" --set {s}" for s in settings) + (f" --section {section}" if section != SECTION else "")
     return (f"### Driver memory by input size (synthetic {dim}-d embeddings: `sparkdup neighbors` + `sparkdup analyze`)\n\n"
             f"Command: `nice python benchmarks/bench_driver_memory.py --synthetic {sizes} --dim {dim}{extra} --write` "
             f"(local[2], spark.driver_memory=1g, Parquet; machine: {machine()})\n\n"
-            "| images | stage | driver Python peak RSS MB | driver JVM peak RSS MB | JVM live heap, peak MB | seconds |\n"
-            "|---:|---|---:|---:|---:|---:|\n" + "\n".join(rows))
+            "| images | stage | driver Python peak RSS MB | driver JVM peak RSS MB | JVM live heap, peak MB | seconds "
+            "| machine memory available, lowest GiB |\n"
+            "|---:|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
 
 
 def report(results: list[dict], settings: list[str], section: str, cluster: bool) -> str:
@@ -266,13 +324,15 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="sparkdup setting")
     ap.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     ap.add_argument("--cluster", action="store_true", help="run on a standalone cluster started here")
+    ap.add_argument("--stages", default="neighbors,analyze", help="synthetic: the stages to measure, in order")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     results = []
     if args.synthetic:
         with tempfile.TemporaryDirectory(prefix="bench_driver_") as root:
             for n in args.synthetic:
-                results.append(measure_synthetic(n, args.dim, os.path.join(root, str(n)), args.set, "local[2]"))
+                results.append(measure_synthetic(n, args.dim, os.path.join(root, str(n)), args.set, "local[2]",
+                                                 args.stages.split(",")))
                 print(results[-1], flush=True)
         body = report_synthetic(results, args.set, args.dim, args.section + "-synthetic")
         print(body)

@@ -14,18 +14,21 @@ Small inputs (at most bucket_target_size vectors) use one bucket.
 
 Where indexes are built (sparkdup.indexes): on the executors, one task per bucket, from
 that bucket's vectors (a shuffle by bucket), written under the output location as
-`<output>/_index/<run_id>/bucket=<n>/` through Spark's writer (so any Hadoop filesystem),
-published by file name with SparkContext.addFile, and reassembled once per machine by the
-query tasks (sparkdup.udfs.backends): Annoy indexes, exact matrices and id files are
-memory-mapped, so the workers of one machine share one copy in the page cache; faiss 1.9
-cannot memory-map an HNSW index, so each Python worker reads the index of the bucket it
-queries into memory once (about 4 dim + 8 M bytes per vector; one bucket at a time per
-worker), and query partitions are range-partitioned by bucket so a task touches one or
-two. The driver handles the centroids, bucket sizes and file names only. At most
-max_bucket_size vectors are indexed per bucket (logged when hit). The index stays after
-the run (neighbors.keep_index), earlier runs' indexes are removed. Vectors travel through
-the stage's cache and shuffles as float32 bytes, or float16 (neighbors.vector_dtype: half
-the bytes, recall@10 0.9986 against 0.9994 measured) and are float32 again in the tasks.
+`<output>/_index/<run_id>/bucket=<n>/` through Spark's writer (so any Hadoop filesystem).
+Query rows go to the index: each bucket's query rows get a few partitions of their own (at
+most neighbors.index_copies), Spark reads only the queried buckets' index files and
+sends each such partition the pieces of its bucket's index ahead of its query rows; the
+query task reassembles it once per machine (sparkdup.udfs.backends.query_partition).
+Annoy indexes, exact matrices and id files are memory-mapped, so the workers of one
+machine share one copy in the page cache; faiss 1.9 cannot memory-map an HNSW index, so
+each Python worker reads the index of the bucket it queries into memory once (about
+4 dim + 8 M bytes per vector; one bucket at a time per worker). No task sees an index of
+a bucket it does not query. The driver handles the centroids, bucket sizes and file names
+only. At most max_bucket_size vectors are indexed per bucket (logged when hit). The index
+stays after the run (neighbors.keep_index), earlier runs' indexes are removed. Vectors
+travel through the stage's cache and shuffles as float32 bytes, or float16
+(neighbors.vector_dtype: half the bytes, recall@10 0.9986 against 0.9994 measured) and
+are float32 again in the tasks.
 
 Byte-identical images (same content_hash in `images`, status ok) are always linked with
 source 'hash' and similarity 1.0, whatever the index returns; an index edge to the same
@@ -105,12 +108,9 @@ def _assign(centroids: np.ndarray | None, probe: int, dim: int, dtype: str = "fl
 
 def _query(plan: backends.QueryPlan):
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from pyspark import SparkFiles
+        from sparkdup.udfs.backends import query_partition
 
-        from sparkdup.udfs.backends import query_batch
-
-        for pdf in batches:
-            yield query_batch(pdf, plan, SparkFiles.get)
+        yield from query_partition(batches, plan)
     return fn
 
 
@@ -136,15 +136,22 @@ def sample_vectors(emb: DataFrame, n: int, size: int, dim: int, seed: int) -> np
     return np.stack(vecs) if vecs else np.zeros((0, dim), np.float32)
 
 
-def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, n: int, dim: int, n_buckets: int,
-                  nb: dict, root: str) -> dict[int, str]:
+def bucket_counts(assigned: DataFrame, n: int, n_buckets: int) -> tuple[dict[int, int], dict[int, int]]:
+    """(vectors indexed per bucket, query rows per bucket), one small aggregation."""
+    if n_buckets == 1:
+        return {0: n}, {0: n}
+    rows = (assigned.select(F.posexplode("buckets").alias("probe", "bucket")).groupBy("bucket")
+            .agg(F.sum((F.col("probe") == 0).cast("long")).alias("primary"), F.count(F.lit(1)).alias("queries"))
+            .collect())
+    return ({int(r["bucket"]): int(r["primary"]) for r in rows if r["primary"]},
+            {int(r["bucket"]): int(r["queries"]) for r in rows})
+
+
+def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, sizes: dict[int, int], dim: int,
+                  n_buckets: int, nb: dict, root: str) -> dict[int, str]:
     """One index per bucket, built by one executor task each and written under `root`;
-    returns bucket -> published file name (for SparkFiles.get)."""
+    returns bucket -> URI of its chunk file."""
     primary = assigned.select(F.col("buckets")[0].alias("bucket"), "image_id", "vec")
-    if n_buckets > 1:
-        sizes = {int(r["bucket"]): int(r["count"]) for r in primary.groupBy("bucket").count().collect()}
-    else:
-        sizes = {0: n}
     limit = int(nb["exact_max_rows"]) if backend == "exact" else int(nb["max_bucket_size"])
     over = {b: c for b, c in sizes.items() if c > limit}
     if over:  # (search() refuses the exact backend over its limit, so this is an approximate one)
@@ -162,7 +169,7 @@ def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, n: int
     plan = backends.BuildPlan(backend=backend, dim=dim, params=_params(spark, nb, build=True), max_rows=limit,
                               sizes=sizes)
     indexes.build(spark, primary, plan, n_buckets, root)
-    return indexes.publish(spark, root)
+    return indexes.bucket_files(spark, root)
 
 
 def _params(spark: SparkSession, nb: dict, build: bool = False) -> backends.Params:
@@ -206,17 +213,15 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)  # used 3 times: sizes, build, query
     if persisted is not None:
         persisted.append(assigned)
-    files = build_indexes(spark, assigned, backend, n, dim, n_buckets, nb, root)
-    plan = backends.QueryPlan(backend=backend, dim=dim, k=k, files=files, params=_params(spark, nb),
-                              local_dir=nb["index_dir"] or None)
-    parts = max(spark.sparkContext.defaultParallelism,
-                math.ceil(n * probe / int(nb["query_rows_per_partition"])))
+    sizes, asked = bucket_counts(assigned, n, n_buckets)
+    files = build_indexes(spark, assigned, backend, sizes, dim, n_buckets, nb, root)
+    plan = backends.QueryPlan(backend=backend, dim=dim, k=k, files={b: u.rsplit("/", 1)[1] for b, u in files.items()},
+                              params=_params(spark, nb), local_dir=nb["index_dir"] or None)
+    layout = indexes.layout(asked, int(nb["query_rows_per_partition"]), int(nb["index_copies"]),
+                            spark.sparkContext.defaultParallelism)
     queries = assigned.select("image_id", F.posexplode("buckets").alias("probe", "bucket"), "vec")
-    if n_buckets > 1:  # each task then touches one or two buckets' indexes, one after the other
-        queries = queries.repartitionByRange(parts, "bucket", "image_id").sortWithinPartitions("bucket")
-    elif assigned.rdd.getNumPartitions() < parts:
-        queries = queries.repartition(parts)
-    candidates = queries.mapInPandas(_query(plan), CANDIDATE_SCHEMA)
+    routed = indexes.route(spark, queries.select("bucket", "image_id", "vec"), root, layout, set(files))
+    candidates = routed.mapInPandas(_query(plan), CANDIDATE_SCHEMA)
     if probe > 1:
         grouped = candidates.groupBy("src").agg(F.collect_list(F.struct("dst", "sim")).alias("c"))
         grouped = grouped.select("src", F.flatten(F.transform("c", lambda s: s["dst"])).alias("dst"),
@@ -307,8 +312,8 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
             spark.conf.set(ARROW_BATCH_KEY, previous_batch)
         for df in persisted:
             df.unpersist()
-        if not nb["keep_index"]:  # at exit, not now: a later executor fetches every published file
-            indexes.remove_at_exit(spark, root)
+        if not nb["keep_index"]:  # (nothing was published with addFile: no executor fetches it later)
+            indexes.remove(spark, root)
     written = spark.read.format(cfg["output"]["format"]).load(path)
     stats = written.groupBy("source").agg(F.count(F.lit(1)).alias("edges"),
                                           F.countDistinct("src").alias("images")).collect()

@@ -4,27 +4,38 @@ Layout: ``<output>/_index/<run_id>/bucket=<n>/part-*.parquet``, one Parquet file
 bucket holding that bucket's index file and ids file in 8 MiB chunks
 (``sparkdup.udfs.backends.INDEX_SCHEMA``). It is written by Spark's own writer, so it
 works on every Hadoop filesystem the tables do (local, HDFS, s3a://, dbfs:/, abfss://),
-and it is a readable table (``spark.read.parquet(<output>/_index/<run_id>)``). A leading
-underscore keeps it out of the way of table readers.
+and it is a readable table (``spark.read.parquet(<output>/_index/<run_id>/bucket=<n>)``).
+A leading underscore keeps it out of the way of table readers.
 
 Build: the bucket's vectors are shuffled so that partition b holds exactly bucket b (a
 hash key chosen per bucket, below), sorted by image id, and one task per bucket builds the
-index (``backends.build_partition``). Load: the driver lists the written file names
-through the Hadoop FileSystem API and publishes them with ``SparkContext.addFile``;
-executors fetch them straight from the filesystem (the driver serves them itself only for
-``file:`` output), and query tasks reassemble each index once per machine. The driver
-handles file names only.
+index (``backends.build_partition``).
+
+Query (``route``): query rows go to the index, not the index to every executor. A bucket's
+query rows are spread over a few partitions of their own (``layout``: one per
+query_rows_per_partition rows, at most neighbors.index_copies), and Spark's Parquet reader
+reads only the queried buckets' files (through the Hadoop FileSystem, any scheme) and
+sends each partition the pieces of its bucket's index, sorted before its query rows.
+``backends.query_partition`` reassembles that index once per machine and answers the
+queries. A task never sees another bucket's index; an index travels to at most
+index_copies tasks. The driver handles bucket sizes and file names only.
+
+Reading one bucket elsewhere (``sparkdup search``, incremental runs): ``load_bucket(spark,
+output, run_id, bucket, backend, dim)`` copies that bucket's file through the Hadoop
+FileSystem to a local folder and opens it.
 
 The index stays after the run (for search and incremental runs); ``neighbors.keep_index:
-false`` deletes it when the session ends (not earlier: an executor that joins later
-fetches every published file before its first task). Indexes of earlier runs of the same
-output are deleted at the start of a run, except those published in this session.
+false`` deletes it once the stage has written its table. Indexes of earlier runs of the
+same output are deleted at the start of a run, except those this session published with
+``SparkContext.addFile`` (an executor that joins later fetches every published file).
 """
 from __future__ import annotations
 
-import atexit
 import logging
+import math
+import os
 import re
+import uuid
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -67,27 +78,109 @@ def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_b
                 .sortWithinPartitions("bucket", "image_id")
                 .select("bucket", "image_id", "vec"))
     chunks = shuffled.mapInPandas(lambda it: backends.build_partition(it, plan), backends.INDEX_SCHEMA)
-    # Row groups of 16 MiB: the Parquet writer buffers a whole row group on the JVM heap,
-    # outside Spark's memory accounting; the 128 MiB default is a bucket's index at a time.
+    # The Parquet writer buffers rows on the JVM heap, outside Spark's memory accounting, and
+    # by default checks the page and row group sizes only every 100 rows (both checks use
+    # parquet.page.size.row.check.*): 100 chunks of 8 MiB, 800 MB, which ran a 1 GB local
+    # JVM out of heap at 100,000 vectors (captured, BENCHMARKS.md). Checking after every
+    # row bounds it to a row group (16 MiB) plus a chunk.
+    checks = {"parquet.page.size.row.check.min": "1", "parquet.page.size.row.check.max": "1"}
     (chunks.write.mode("overwrite").option("compression", "none").option("maxRecordsPerFile", 0)
-     .option("parquet.block.size", 16 << 20).partitionBy("bucket").parquet(root))
+     .option("parquet.block.size", 16 << 20).options(**checks).partitionBy("bucket").parquet(root))
 
 
-def publish(spark: SparkSession, root: str) -> dict[int, str]:
-    """Publish the written chunk files (addFile); bucket -> file name for SparkFiles.get."""
+def bucket_files(spark: SparkSession, root: str) -> dict[int, str]:
+    """bucket -> URI of its written chunk file, listed through the Hadoop FileSystem API."""
     fs, _ = hadoop_fs(spark, root)
     jvm = spark._jvm  # noqa: SLF001
     found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(root + "/bucket=*/*.parquet")) or []
     files: dict[int, str] = {}
-    sc = spark.sparkContext
     for status in found:
         uri = status.getPath().toString()
         bucket = int(re.search(r"/bucket=(\d+)/", uri).group(1))
         if bucket in files:
             raise RuntimeError(f"bucket {bucket} has more than one index file under {root}")
-        sc.addFile(uri)
-        files[bucket] = uri.rsplit("/", 1)[1]
+        files[bucket] = uri
     return files
+
+
+def layout(query_counts: dict[int, int], rows_per_partition: int, max_copies: int,
+           min_partitions: int = 1) -> dict[int, tuple[int, int]]:
+    """bucket -> (first partition, partitions) of its query rows.
+
+    One partition per `rows_per_partition` query rows, at least enough to give
+    `min_partitions` (the cores) work when there are few buckets, and at most `max_copies`:
+    every partition of a bucket receives that bucket's whole index."""
+    queried = sorted(b for b, c in query_counts.items() if c > 0)
+    spread = math.ceil(min_partitions / max(1, len(queried)))
+    out, first = {}, 0
+    for b in queried:
+        n = max(1, min(int(max_copies), max(math.ceil(query_counts[b] / rows_per_partition), spread)))
+        out[b] = (first, n)
+        first += n
+    return out
+
+
+def route(spark: SparkSession, queries: DataFrame, root: str, plan: dict[int, tuple[int, int]],
+          indexed) -> DataFrame:
+    """Query rows (bucket, image_id, vec) and the pieces of the queried buckets' indexes,
+    as ROUTED_SCHEMA rows: each of the plan's partitions (``layout``) holds the query rows
+    given to it and the pieces of its bucket's index (backends.PIECE_BYTES each), pieces
+    first. `indexed`: the buckets that have an index file under `root`."""
+    total = sum(n for _, n in plan.values())
+    keys = partition_keys(spark, max(1, total))
+    where = F.broadcast(spark.createDataFrame([(b, f, n) for b, (f, n) in sorted(plan.items())],
+                                              "bucket int, first int, n int"))
+    slots = F.broadcast(spark.createDataFrame(sorted(keys.items()), "p int, _key long"))
+    asked = queries.join(where, "bucket").select(
+        "bucket", F.lit(backends.QUERY).alias("kind"), "image_id", "vec", F.lit("").alias("file"),
+        F.lit(0).cast("long").alias("offset"), F.lit(0).cast("long").alias("total"),
+        F.lit(b"").cast("binary").alias("data"),
+        (F.col("first") + F.pmod(F.xxhash64("image_id"), F.col("n"))).cast("int").alias("p"))
+    frames = [asked]
+    read = [f"{root}/bucket={b}" for b in sorted(plan) if b in indexed]
+    if read:
+        piece = backends.PIECE_BYTES
+        chunks = (spark.read.option("basePath", root).parquet(*read)
+                  .join(where, "bucket")
+                  .select("bucket", "file", "part", "total", "data",
+                          F.explode(F.sequence(F.col("first"), F.col("first") + F.col("n") - 1)).alias("p")))
+        n_pieces = F.greatest(F.ceil(F.length("data") / F.lit(piece)), F.lit(1)).cast("int")
+        pieces = chunks.select("*", F.explode(F.sequence(F.lit(0), n_pieces - 1)).alias("i")).select(
+            F.col("bucket").cast("int").alias("bucket"), F.lit(backends.PIECE).alias("kind"),
+            F.lit(0).cast("long").alias("image_id"), F.lit(b"").cast("binary").alias("vec"), "file",
+            (F.col("part").cast("long") * backends.CHUNK_BYTES + F.col("i").cast("long") * piece).alias("offset"),
+            "total", F.col("data").substr(F.col("i") * piece + 1, F.lit(piece)).alias("data"), "p")
+        frames.append(pieces)
+    rows = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    return (rows.join(slots, "p").repartition(max(1, total), "_key")
+            .sortWithinPartitions("kind")
+            .select("bucket", "kind", "image_id", "vec", "file", "offset", "total", "data"))
+
+
+def load_bucket(spark: SparkSession, output: str, run_id: str, bucket: int, backend: str, dim: int,
+                local_dir: str | None = None) -> backends.LoadedIndex | None:
+    """One bucket's index of a run, opened here (None: that bucket indexed nothing).
+
+    Its chunk file is copied through the Hadoop FileSystem API (any scheme) into
+    `local_dir` (default: the temporary folder) once, reassembled once, and opened once
+    per process (annoy and exact memory-mapped)."""
+    root = index_root(output, run_id)
+    fs, _ = hadoop_fs(spark, root)
+    jvm = spark._jvm  # noqa: SLF001
+    found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(f"{root}/bucket={int(bucket)}/*.parquet")) or []
+    if not found:
+        return None
+    if len(found) > 1:
+        raise RuntimeError(f"bucket {bucket} has more than one index file under {root}")
+    where = local_dir or backends.default_local_dir()
+    os.makedirs(where, exist_ok=True)
+    local = os.path.join(where, f"{run_id}-bucket-{int(bucket)}-{found[0].getPath().getName()}")
+    if not os.path.exists(local):
+        tmp = f"{local}.{uuid.uuid4().hex[:8]}.tmp"
+        fs.copyToLocalFile(False, found[0].getPath(), jvm.org.apache.hadoop.fs.Path("file://" + tmp), True)
+        os.replace(tmp, local)
+    impl = backends.get(backend)
+    return backends.load_index(backend, backends.materialise(local, impl.suffix), dim)
 
 
 def _published_uris(spark: SparkSession) -> list[str]:
@@ -114,13 +207,7 @@ def clean_earlier(spark: SparkSession, output: str, keep: str) -> list[str]:
     return removed
 
 
-def remove_at_exit(spark: SparkSession, root: str) -> None:
-    """neighbors.keep_index=false: delete this run's index when the session ends."""
+def remove(spark: SparkSession, root: str) -> None:
+    """neighbors.keep_index=false: delete this run's index (its table is written)."""
     fs, path = hadoop_fs(spark, root)
-
-    def remove():
-        try:
-            fs.delete(path, True)
-        except Exception:  # noqa: BLE001 - the JVM may already be gone; the next run cleans it
-            log.debug("could not remove %s at exit", root)
-    atexit.register(remove)
+    fs.delete(path, True)

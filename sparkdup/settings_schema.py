@@ -177,6 +177,7 @@ class NeighborsSettings(Section):
     exact_max_rows: int = rule(ge=1)
     hash_group_max: int = rule(ge=2)
     query_rows_per_partition: int = rule(ge=1)
+    index_copies: int = rule(ge=1, le=1024)
     arrow_batch_rows: int = rule(ge=1, le=1_000_000)
     kmeans_iterations: int = rule(ge=1)
     seed: int = rule()

@@ -2,7 +2,8 @@
 
 The same code paths run on a cluster (tests/test_cluster.py runs them there); these tests
 pin each one down cheaply: the embedding model reaches Python workers as a published file
-(never from a cache folder of their own), published index files outlive their stage, embed
+(never from a cache folder of their own), neighbour indexes are never published (query tasks get
+their buckets' indexes with their rows), embed
 runs in as many partitions as the image count asks for, and the distributed connected
 components checkpoint reliably into the session's checkpoint directory.
 """
@@ -147,9 +148,10 @@ def test_published_names_are_unique_per_file(spark, tmp_path):
 
 
 # ---------------------------------------------------------------- neighbour indexes
-def test_published_index_files_outlive_the_neighbors_stage(spark, tmp_path):
-    """An executor that joins after the stage (autoscaling, a replaced node) fetches every
-    published file before its first task: none may have been deleted."""
+def test_the_neighbors_stage_publishes_no_index_file(spark, tmp_path):
+    """Query tasks get their buckets' indexes with their rows (sparkdup.indexes.route), so
+    nothing goes through addFile (which every executor would fetch, every bucket), and
+    keep_index=false can remove the index as soon as the table is written."""
     from sparkdup.jobs import neighbors
     from sparkdup.stage import main_for
 
@@ -165,12 +167,13 @@ def test_published_index_files_outlive_the_neighbors_stage(spark, tmp_path):
         (out / name).mkdir(parents=True)
         frame.to_parquet(out / name / "part-00000.parquet", index=False)
     before = set(spark.sparkContext.listFiles)
-    assert main_for(neighbors, ["--output", str(out), "--format", "parquet", "--k", "5"]) == 0
-    added = [u for u in set(spark.sparkContext.listFiles) - before if "/_index/" in u]
-    assert len(added) == 1  # one bucket: its index and ids in one chunk file, under the output
-    for uri in added:
-        assert uri.startswith((out / "_index").as_uri().replace("file:///", "file:/"))
-        assert os.path.exists(urllib.parse.urlparse(uri).path), f"{uri} was deleted while the session runs"
+    args = ["--output", str(out), "--format", "parquet", "--k", "5", "--run-id", "r1"]
+    assert main_for(neighbors, args) == 0
+    assert not [u for u in set(spark.sparkContext.listFiles) - before if "/_index/" in u]
+    assert os.listdir(out / "_index" / "r1" / "bucket=0")  # kept by default
+    assert main_for(neighbors, [*args[:-1], "r2", "--set", "neighbors.keep_index=false"]) == 0
+    assert not os.path.exists(out / "_index" / "r2") and not os.path.exists(out / "_index" / "r1")
+    assert len(pd.read_parquet(out / "neighbors")) == 30 * 5
 
 
 # ---------------------------------------------------------------- graph checkpoints

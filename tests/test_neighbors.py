@@ -354,12 +354,13 @@ def test_annoy_multi_bucket_reaches_recall(spark, dataset, exact):
     got = run_job(spark, out, "--backend", "annoy", "--set", "neighbors.buckets=4", "--run-id", "annoy-4",
                   "--set", "neighbors.probe_buckets=2", "--set", "neighbors.annoy.trees=10")
     # one index file per bucket, built by executor tasks, kept under the output; earlier
-    # runs' indexes removed (those this session published stay: a later executor fetches them)
+    # runs' indexes removed (this session's too: nothing was published with addFile)
     root = os.path.join(out, "_index", "annoy-4")
     assert sorted(f for f in os.listdir(root) if f.startswith("bucket=")) == [f"bucket={b}" for b in range(4)]
     for b in range(4):
         assert len([f for f in os.listdir(os.path.join(root, f"bucket={b}")) if f.endswith(".parquet")]) == 1
-    assert not os.path.exists(os.path.dirname(stale)) and os.path.isdir(os.path.join(out, "_index", "exact-1"))
+    assert not os.path.exists(os.path.dirname(stale)) and not os.path.exists(os.path.join(out, "_index", "exact-1"))
+    assert not [u for u in spark.sparkContext.listFiles if "/_index/" in u]
     assert recall(by_src(got), by_src(exact)) >= 0.95
     assert got.groupby("src").size().min() == K
     assert not (got["src"] == got["dst"]).any()

@@ -17,12 +17,13 @@ Every index file has a sidecar ``<file>.ids.npy`` with the 64-bit image ids (the
 libraries number items 0..n-1). ``REGISTRY`` maps the ``neighbors.backend`` name to its
 implementation: callers look a backend up once and never compare names.
 
-Executor side of the index's life (``build_partition`` -> ``materialise`` ->
-``query_batch``): a build task receives one bucket's vectors, builds the index in a
-local temporary file and emits it as fixed-size chunks (rows of ``INDEX_SCHEMA``), which
-Spark writes under the output location (any Hadoop filesystem); a query task gets a local
-copy of that chunk file (SparkFiles), reassembles the index and its ids next to it once
-per machine (atomic rename: concurrent workers agree), and opens it once per worker.
+Executor side of the index's life (``build_partition`` -> ``query_partition``): a build
+task receives one bucket's vectors, builds the index in a local temporary file and emits
+it as fixed-size chunks (rows of ``INDEX_SCHEMA``), which Spark writes under the output
+location (any Hadoop filesystem); a query task receives, with its query rows, the pieces
+of the indexes of the buckets it queries and nothing else (``sparkdup.indexes.route``),
+reassembles each once per machine (atomic rename: concurrent workers agree) and opens it
+once per worker. ``materialise`` does the same from a local chunk file (driver, tests).
 """
 from __future__ import annotations
 
@@ -462,40 +463,90 @@ def _emit(builder: Builder, bucket) -> Iterator[pd.DataFrame]:
         os.remove(p)
 
 
+PIECE_BYTES = 64 << 10  # index bytes per row where query tasks receive an index (sparkdup.indexes.route)
+
+
+def default_local_dir() -> str:
+    """Where a worker reassembles indexes when neighbors.index_dir is unset: the executor's
+    Spark local folder (removed with the application), else the temporary folder."""
+    local = os.environ.get("SPARK_LOCAL_DIRS", "").split(",")[0]
+    return os.path.join(local or tempfile.gettempdir(), "sparkdup-index")
+
+
+class Assembler:
+    """One bucket's index file and ids file, reassembled from pieces written at their offsets
+    (so their order does not matter). ``finish`` renames them into place atomically (ids
+    first: the index file existing means both do); when another task of this machine
+    already did, the pieces are dropped and its files are used: once per machine."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.done = os.path.exists(target) and os.path.exists(ids_path(target))
+        self._tmp: dict[str, str] = {}
+        self._handles: dict = {}
+        self._totals: dict[str, int] = {}
+
+    def add(self, kind: str, offset: int, total: int, data: bytes) -> None:
+        if self.done:
+            return
+        handle = self._handles.get(kind)
+        if handle is None:
+            if kind not in ("index", "ids"):
+                raise ValueError(f"unknown index piece kind {kind!r}")
+            os.makedirs(os.path.dirname(self.target) or ".", exist_ok=True)
+            final = self.target if kind == "index" else ids_path(self.target)
+            self._tmp[kind] = f"{final}.{uuid.uuid4().hex[:8]}.tmp"
+            handle = self._handles[kind] = open(self._tmp[kind], "wb")
+        handle.seek(int(offset))
+        handle.write(data)
+        self._totals[kind] = int(total)
+
+    def finish(self) -> str:
+        if self.done:
+            return self.target
+        for h in self._handles.values():
+            h.close()
+        self._handles = {}
+        for kind in ("index", "ids"):
+            p = self._tmp.get(kind)
+            size = os.path.getsize(p) if p else -1
+            if size != self._totals.get(kind, -1):
+                raise ValueError(f"index pieces for {self.target} are incomplete ({kind}: {size} bytes of "
+                                 f"{self._totals.get(kind)})")
+        os.replace(self._tmp["ids"], ids_path(self.target))
+        os.replace(self._tmp["index"], self.target)
+        self.done = True
+        return self.target
+
+    def abandon(self) -> None:
+        for h in self._handles.values():
+            h.close()
+        for p in self._tmp.values():
+            if os.path.exists(p):
+                os.remove(p)
+
+
 def materialise(chunk_file: str, suffix: str, local_dir: str | None = None) -> str:
     """The index in a local chunk file (Parquet, INDEX_SCHEMA rows of one bucket) as a
-    usable index file plus ids sidecar beside it; done once per machine (later calls find
-    it). Chunks are written at their offsets, so their order in the file does not matter."""
+    usable index file plus ids sidecar (beside it, or in `local_dir`); done once per
+    machine (later calls find it)."""
     import pyarrow.parquet as pq
 
     target = f"{chunk_file}.{suffix}"
     if local_dir:
-        os.makedirs(local_dir, exist_ok=True)
         target = os.path.join(local_dir, os.path.basename(target))
-    if os.path.exists(target) and os.path.exists(ids_path(target)):
+    assembler = Assembler(target)
+    if assembler.done:
         return target
-    token = uuid.uuid4().hex[:8]
-    tmp = {"index": f"{target}.{token}.tmp", "ids": f"{ids_path(target)}.{token}.tmp"}
-    totals: dict[str, int] = {}
-    handles = {kind: open(p, "wb") for kind, p in tmp.items()}
     try:
-        pf = pq.ParquetFile(chunk_file)
-        for batch in pf.iter_batches(batch_size=4, columns=["file", "part", "total", "data"]):
+        for batch in pq.ParquetFile(chunk_file).iter_batches(batch_size=4, columns=["file", "part", "total", "data"]):
             cols = batch.to_pydict()
             for kind, part, total, data in zip(cols["file"], cols["part"], cols["total"], cols["data"]):
-                handles[kind].seek(part * CHUNK_BYTES)
-                handles[kind].write(data)
-                totals[kind] = total
-    finally:
-        for h in handles.values():
-            h.close()
-    for kind, p in tmp.items():
-        if os.path.getsize(p) != totals.get(kind, -1):
-            raise ValueError(f"index chunks in {chunk_file} are incomplete ({kind}: {os.path.getsize(p)} bytes "
-                             f"of {totals.get(kind)})")
-    os.replace(tmp["ids"], ids_path(target))  # ids first: `target` existing means both do
-    os.replace(tmp["index"], target)
-    return target
+                assembler.add(kind, part * CHUNK_BYTES, total, data)
+        return assembler.finish()
+    except BaseException:
+        assembler.abandon()
+        raise
 
 
 # ---------------------------------------------------------------- executor: queries
@@ -506,9 +557,9 @@ class QueryPlan:
     backend: str
     dim: int
     k: int
-    files: dict  # bucket -> chunk file name (resolved on the worker, e.g. SparkFiles.get)
+    files: dict  # bucket -> its chunk file (a local path, or on executors a name identifying the index)
     params: Params = Params()
-    local_dir: str | None = None  # where indexes are reassembled (None: beside the fetched file)
+    local_dir: str | None = None  # where indexes are reassembled (None: default_local_dir() on executors)
 
 
 def query_bucket(plan: QueryPlan, path: str, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -516,24 +567,76 @@ def query_bucket(plan: QueryPlan, path: str, vectors: np.ndarray) -> tuple[np.nd
     return query_index(load_index(plan.backend, path, plan.dim), vectors, plan.k + 1, plan.params)
 
 
-def query_batch(pdf: pd.DataFrame, plan: QueryPlan, resolve: Callable[[str], str] = lambda name: name
-                ) -> pd.DataFrame:
-    """Rows (image_id, bucket, vec) -> rows (src, dst array, sim array): each row's top k in
-    that bucket, self dropped. Rows of several buckets may share a batch. ``resolve`` turns
-    a chunk file name into a local path (SparkFiles.get on executors)."""
-    if len(pdf) == 0:
-        return pd.DataFrame({"src": pd.Series([], dtype="int64"), "dst": [], "sim": []})
+def _no_candidates() -> pd.DataFrame:
+    return pd.DataFrame({"src": pd.Series([], dtype="int64"), "dst": [], "sim": []})
+
+
+def _query_rows(pdf: pd.DataFrame, plan: QueryPlan, index_of: Callable[[int], str | None]) -> pd.DataFrame:
+    """Rows (image_id, bucket, vec) -> (src, dst array, sim array): each row's top k in its
+    bucket's index (index_of(bucket) -> local index path, None: nothing indexed), self dropped."""
     src = pdf["image_id"].to_numpy(np.int64)
     x = as_matrix(pdf["vec"], plan.dim)
     buckets = pdf["bucket"].to_numpy() if "bucket" in pdf else np.zeros(len(pdf), np.int32)
-    suffix = get(plan.backend).suffix
     ids, sims = empty(len(pdf), plan.k + 1)
     for b in np.unique(buckets):
         rows = np.flatnonzero(buckets == b)
-        name = plan.files.get(int(b))
-        if name is None:  # an empty bucket: nothing indexed there
+        path = index_of(int(b))
+        if path is None:  # an empty bucket: nothing indexed there
             continue
-        ids[rows], sims[rows] = query_bucket(plan, materialise(resolve(name), suffix, plan.local_dir), x[rows])
+        ids[rows], sims[rows] = query_bucket(plan, path, x[rows])
     ids, sims = merge_candidates(src, ids, sims, plan.k)
     dst, sim = to_lists(ids, sims)
     return pd.DataFrame({"src": src, "dst": dst, "sim": sim})
+
+
+def query_batch(pdf: pd.DataFrame, plan: QueryPlan, resolve: Callable[[str], str] = lambda name: name
+                ) -> pd.DataFrame:
+    """Rows (image_id, bucket, vec) -> rows (src, dst array, sim array), the indexes read
+    from local chunk files (plan.files, through ``resolve``): for the driver and tests."""
+    if len(pdf) == 0:
+        return _no_candidates()
+    suffix = get(plan.backend).suffix
+
+    def index_of(b: int) -> str | None:
+        name = plan.files.get(b)
+        return None if name is None else materialise(resolve(name), suffix, plan.local_dir)
+    return _query_rows(pdf, plan, index_of)
+
+
+ROUTED_SCHEMA = "bucket int, kind int, image_id long, vec binary, file string, offset long, total long, data binary"
+PIECE, QUERY = 0, 1  # values of `kind` in ROUTED_SCHEMA rows: a bucket's pieces sort before its queries
+
+
+def query_partition(batches: Iterator[pd.DataFrame], plan: QueryPlan) -> Iterator[pd.DataFrame]:
+    """The executor's query task. Its rows (ROUTED_SCHEMA, sparkdup.indexes.route) are the
+    pieces of the indexes of the buckets it queries, each bucket's pieces before its query
+    rows: the task reassembles exactly those indexes (once per machine: a later task finds
+    them), then answers its queries (``_query_rows``). It has no other way to an index."""
+    suffix = get(plan.backend).suffix
+    where = plan.local_dir or default_local_dir()
+    assemblers: dict[int, Assembler] = {}
+
+    def assembler(b: int) -> Assembler:
+        if b not in assemblers:
+            name = os.path.basename(str(plan.files[b]))
+            assemblers[b] = Assembler(os.path.join(where, f"bucket-{b}-{name}.{suffix}"))
+        return assemblers[b]
+
+    def index_of(b: int) -> str | None:
+        return assembler(b).finish() if b in plan.files else None
+    try:
+        for pdf in batches:
+            if len(pdf) == 0:
+                continue
+            kinds = pdf["kind"].to_numpy()
+            pieces = pdf[kinds == PIECE]
+            for b, kind, offset, total, data in zip(pieces["bucket"], pieces["file"], pieces["offset"],
+                                                    pieces["total"], pieces["data"]):
+                assembler(int(b)).add(kind, offset, total, data)
+            queries = pdf[kinds == QUERY]
+            if len(queries):
+                yield _query_rows(queries, plan, index_of)
+    finally:
+        for a in assemblers.values():
+            if not a.done:
+                a.abandon()
