@@ -200,6 +200,7 @@ class AnalyzeSettings(Section):
     outlier_lof_weight: float = rule(ge=0)
     outlier_label_weight: float = rule(ge=0)
     outlier_label_min_members: int = rule(ge=2)
+    outlier_label_entropy_weight: float = rule(ge=0)
     outlier_quantile_error: float = rule(gt=0, lt=1)
     blank_max_contrast: float = rule(ge=0, le=255)
     noise_min_ratio: float = rule(gt=0)
