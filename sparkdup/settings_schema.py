@@ -196,6 +196,8 @@ class AnalyzeSettings(Section):
     outlier_fraction: float = rule(ge=0, le=1)
     label_min_confidence: float = rule(ge=0, le=1)
     label_min_similarity: float = rule(ge=-1, le=1)
+    label_vote_k: int = rule(ge=1)
+    label_vote_power: float = rule(ge=0)
     outlier_k: int = rule(ge=1)
     outlier_lof_weight: float = rule(ge=0)
     outlier_label_weight: float = rule(ge=0)
