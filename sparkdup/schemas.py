@@ -139,6 +139,7 @@ knn_distance double: cosine distance to the k-th nearest neighbour
 lof double: local outlier factor over the same k
 label_distance double: cosine distance to its label's mean embedding
 label_z double: label_distance as a robust z-score within its label
+label_entropy double: entropy of its k nearest neighbours' labels over log k (1 = all differ)
 contrast double: from images
 entropy double: from images
 noise_ratio double: Laplacian variance relative to luminance variance (about 1 for noise)

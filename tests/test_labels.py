@@ -119,6 +119,21 @@ def test_neighbour_votes(spark, an):
     assert list(flagged.image_id) == [1] and flagged.vote_label[0] == "y"
 
 
+def test_the_nearest_voters_weigh_most(spark, an):
+    # one neighbour at 0.9 says p, three at 0.6 say q
+    images = spark.createDataFrame([(5, "q"), (6, "p"), (7, "q"), (8, "q"), (9, "q")], "image_id long, label string")
+    nb = spark.createDataFrame([(5, 6, 1, 0.9, "ann"), (5, 7, 2, 0.6, "ann"), (5, 8, 3, 0.6, "ann"), (5, 9, 4, 0.6, "ann")],
+                               "src long, dst long, rank int, similarity double, source string")
+
+    def share(**kw):
+        v = neighbour_votes(images, nb, {**an, **kw}).toPandas().set_index("vote")
+        return float(v.loc["p", "share"]), int(v["voters"].map(len).sum())
+
+    assert share(label_vote_k=10, label_vote_power=1.0) == (pytest.approx(0.9 / 2.7), 4)
+    assert share(label_vote_k=10, label_vote_power=4.0) == (pytest.approx(0.9 ** 4 / (0.9 ** 4 + 3 * 0.6 ** 4)), 4)
+    assert share(label_vote_k=2, label_vote_power=1.0) == (pytest.approx(0.9 / 1.5), 2)  # the two nearest
+
+
 def test_mixed_label_groups(spark):
     groups = spark.createDataFrame([(1, 1, "p1", "cat"), (1, 2, "p2", "cat"), (1, 3, "p3", "dog"),
                                     (5, 5, "p5", "cat"), (5, 6, "p6", "cat"), (7, 7, "p7", None), (7, 8, "p8", "cat")],

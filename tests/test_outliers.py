@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sparkdup.config import load_config
-from sparkdup.findings.outliers import knn_scores, outliers
+from sparkdup.findings.outliers import knn_scores, neighbour_distances, neighbour_label_entropy, outliers
 from sparkdup.findings.ranking import add_rank
 
 K = 10
@@ -98,7 +98,7 @@ def test_lof_is_high_for_an_isolated_point_and_near_one_inside_a_cluster(spark):
     # a line of evenly spaced points (density alike) and one far away
     vecs = np.array([[1.0, 0.02 * i] for i in range(15)] + [[0.2, 1.0]])
     ids = np.arange(1, 17)
-    scores = knn_scores(spark.createDataFrame(knn_table(ids, vecs, 4)), 4).toPandas().set_index("image_id")
+    scores = knn_scores(neighbour_distances(spark.createDataFrame(knn_table(ids, vecs, 4)), 4)).toPandas().set_index("image_id")
     assert scores.loc[16, "lof"] > 2.0
     assert scores.loc[list(range(3, 13)), "lof"].between(0.8, 1.3).all()
     assert scores.loc[16, "knn_distance"] > scores.drop(16)["knn_distance"].max()
@@ -118,3 +118,18 @@ def test_add_rank_is_exact_without_a_single_partition(spark, rows_per_bucket):
     asc = add_rank(df, "s", "id", descending=False, rows_per_bucket=rows_per_bucket).toPandas().sort_values("rank")
     assert list(asc["id"]) == list(pdf.sort_values(["s", "id"])["id"])
     assert asc["percentile"].iloc[0] == 100.0 and asc["percentile"].iloc[-1] == pytest.approx(100 / 500)
+
+
+def test_label_entropy_of_the_neighbours(spark):
+    # image 1: four neighbours of one label; 2: four labels; 3: two and two; 4: one labelled
+    # neighbour among unlabelled ones (they do not count); 5: no labelled neighbour
+    labels = {10: "a", 11: "a", 12: "a", 13: "a", 20: "a", 21: "b", 22: "c", 23: "d", 30: "a", 31: "a", 32: "b",
+              33: "b", 40: "a", 41: None, 42: None, 43: None, 50: None}
+    nbrs = {1: [10, 11, 12, 13], 2: [20, 21, 22, 23], 3: [30, 31, 32, 33], 4: [40, 41, 42, 43], 5: [50, 41, 42, 43]}
+    rows = [(s, d, 1.0 - 0.01 * r) for s, ds in nbrs.items() for r, d in enumerate(ds)]
+    nearest = spark.createDataFrame(pd.DataFrame(rows, columns=["src", "dst", "dist"]))
+    images = spark.createDataFrame(pd.DataFrame({"image_id": list(labels), "label": list(labels.values())}),
+                                   "image_id long, label string")
+    h = neighbour_label_entropy(nearest, images, 4).toPandas().set_index("image_id")["label_entropy"]
+    assert h[1] == pytest.approx(0.0) and h[2] == pytest.approx(1.0) and h[3] == pytest.approx(0.5)
+    assert h[4] == pytest.approx(0.0) and 5 not in h.index

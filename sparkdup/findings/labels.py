@@ -6,9 +6,9 @@ evidence that stay beside it.
   neighbours' similarity-weighted vote (analyze.label_vote_weight); per-class thresholds
   t_j = the mean probability of class j over the images labelled j; an image is an issue
   when, among the classes whose probability reaches their threshold, the most probable is
-  not its given label (an off-diagonal entry of the paper's confident joint; that class is
-  the suggestion), or when the most probable class is not (the paper's C_confusion; the
-  best other class is the suggestion). Issues rank
+  not its given label (an off-diagonal entry of the paper's confident joint), or when the
+  most probable class is not (the paper's C_confusion); the most probable other class is
+  the suggestion. Issues rank
   by label_quality: the self-confidence (probability of the given label) or the normalised
   margin (analyze.label_rank_by).
 - `neighbor_vote`: its neighbours' vote alone disagrees (share >= label_min_confidence).
@@ -32,12 +32,17 @@ KINDS = ("confident_learning", "neighbor_vote", "mixed_duplicate_group", "rare_l
 
 
 def neighbour_votes(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFrame:
-    """Per image (src): each label its neighbours vote for, with the vote's share of the
-    similarity-weighted total and the voters' ids. Neighbours below label_min_similarity
-    and unlabelled ones do not vote."""
+    """Per image (src): each label its label_vote_k nearest neighbours vote for, with the
+    vote's share of the total weight (similarity ** label_vote_power: the nearest count
+    most) and the voters' ids. Neighbours below label_min_similarity and unlabelled ones
+    do not vote."""
     labelled = images.where(F.col("label").isNotNull()).select(F.col("image_id").alias("dst"), F.col("label").alias("vote"))
-    votes = (neighbors.where(F.col("similarity") >= an["label_min_similarity"]).join(labelled, "dst")
-             .groupBy("src", "vote").agg(F.sum("similarity").alias("weight"), F.sort_array(F.collect_list("dst")).alias("voters")))
+    nearest = Window.partitionBy("src").orderBy(F.col("similarity").desc(), F.col("dst"))
+    votes = (neighbors.where(F.col("similarity") >= an["label_min_similarity"])
+             .withColumn("_r", F.row_number().over(nearest)).where(F.col("_r") <= int(an["label_vote_k"]))
+             .join(labelled, "dst")
+             .groupBy("src", "vote").agg(F.sum(F.pow("similarity", float(an["label_vote_power"]))).alias("weight"),
+                                         F.sort_array(F.collect_list("dst")).alias("voters")))
     return votes.withColumn("share", F.col("weight") / F.sum("weight").over(Window.partitionBy("src")))
 
 
@@ -104,7 +109,10 @@ def confident_learning(probs: DataFrame, names: list[str], an: dict) -> DataFram
     cl = given.isNotNull() & (off_diagonal | (top["j"] != given))
     margin = (p_given - other["p"] + 1.0) / 2.0  # normalised margin, mapped to 0-1
     quality = p_given if an["label_rank_by"] == "self_confidence" else margin
-    suggested = F.when(given.isNotNull() & off_diagonal, confident["j"]).otherwise(other["j"])
+    # the suggestion: the most probable other class (a class the model barely learnt has a
+    # tiny threshold that nearly every image reaches, so "the most probable class at its
+    # threshold" would name it on probabilities of 0.001)
+    suggested = other["j"]
     return m.select("image_id", "given_idx", p_given.alias("p_given_mixed"), cl.alias("cl_issue"),
                     quality.alias("label_quality"), suggested.alias("model_idx"),
                     F.element_at("mixed", suggested + 1).alias("p_suggested_mixed"),

@@ -17,13 +17,21 @@ z-score over the whole table ((x - median) / (1.4826 MAD), medians from approxQu
   outliers of any natural dataset whatever their embedding says;
 - `label_distance`: cosine distance to the centroid of its own label, as a z-score within
   that label (how unusual it is inside its class), weighted by analyze.outlier_label_weight
-  (0.5: a wrongly labelled image is unusual in its label without being an outlier).
+  (0.5: a wrongly labelled image is unusual in its label without being an outlier);
+- `label_entropy`: the Shannon entropy of the labels of its k nearest neighbours over
+  log k (0 = all share one label, 1 = all labels differ). A class of the dataset, and a
+  wrongly labelled image too, sits among neighbours of one label; a group of look-alike
+  anomalies larger than k (scanned pages filed under random labels) sits among
+  neighbours of unrelated labels, however dense it is.
 
-score = the largest weighted z-score, plus analyze.outlier_pixel_z when the pixel evidence
-fired (chosen by measurement, BENCHMARKS.md); `reason` names the evidence. Ranks come from sparkdup.findings.ranking
+score = the largest weighted z-score, plus analyze.outlier_label_entropy_weight x
+label_entropy, plus analyze.outlier_pixel_z when the pixel evidence fired (chosen by
+measurement, BENCHMARKS.md); `reason` names the evidence that weighed most. Ranks come from sparkdup.findings.ranking
 (no single-partition window).
 """
 from __future__ import annotations
+
+import math
 
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.stat import Summarizer
@@ -47,12 +55,12 @@ def neighbour_distances(neighbors: DataFrame, k: int) -> DataFrame:
             .select("src", "dst", F.greatest(F.lit(0.0), 1.0 - F.col("similarity")).alias("dist")))
 
 
-def knn_scores(neighbors: DataFrame, k: int) -> DataFrame:
-    """Per image: k-th neighbour distance and local outlier factor over its k nearest.
+def knn_scores(nd: DataFrame) -> DataFrame:
+    """Per image: k-th neighbour distance and local outlier factor over its k nearest
+    (nd = neighbour_distances(neighbors, k)).
 
     lrd(p) = 1 / mean_o reach(p, o), reach(p, o) = max(kdist(o), d(p, o));
     lof(p) = mean_o lrd(o) / lrd(p). Two joins on the neighbour table, no collect."""
-    nd = neighbour_distances(neighbors, k)
     kdist = nd.groupBy(F.col("src").alias("image_id")).agg(
         F.max("dist").alias("knn_distance"), F.count(F.lit(1)).alias("k"))
     reach = (nd.join(kdist.select(F.col("image_id").alias("dst"), F.col("knn_distance").alias("kd_o")), "dst")
@@ -87,6 +95,18 @@ def label_distances(images: DataFrame, embeddings: DataFrame, min_members: int) 
                     ((F.col("label_distance") - F.col("med")) / (MAD_SCALE * F.col("mad") + EPS)).alias("z_label")))
 
 
+def neighbour_label_entropy(nearest: DataFrame, images: DataFrame, k: int) -> DataFrame:
+    """Per image with labelled neighbours: (image_id, label_entropy) = H(labels of its
+    nearest) / log k, H = log m - sum_l n_l log n_l / m over the m labelled ones among
+    them (unlabelled neighbours do not count; k = 1 gives 0)."""
+    labels = images.where(F.col("label").isNotNull()).select(F.col("image_id").alias("dst"), "label")
+    counts = nearest.join(labels, "dst").groupBy("src", "label").agg(F.count(F.lit(1)).alias("n"))
+    h = (F.log(F.col("m")) - F.col("nlogn") / F.col("m")) / F.lit(math.log(k) if k > 1 else 1.0)
+    return (counts.groupBy(F.col("src").alias("image_id"))
+            .agg(F.sum("n").alias("m"), F.sum(F.col("n") * F.log("n")).alias("nlogn"))
+            .select("image_id", F.greatest(F.lit(0.0), h).alias("label_entropy")))
+
+
 def pixel_evidence(images: DataFrame) -> DataFrame:
     """Per ok image: contrast, entropy, low_information and noise_ratio (Laplacian variance
     over 20 x luminance variance: about 1 for uniform pixel noise, JPEG-compressed too,
@@ -119,6 +139,8 @@ def _reason(best: Column) -> Column:
     return (F.when(best == "blank", F.concat(F.lit("blank: luminance contrast "), f2("contrast")))
             .when(best == "noise", F.concat(F.lit("noise-like pixels: Laplacian/variance ratio "), f2("noise_ratio")))
             .when(best == "lof", F.concat(F.lit("sparser than its neighbours: LOF "), f2("lof")))
+            .when(best == "entropy", F.concat(F.lit("among unrelated labels: its neighbours' label entropy "),
+                                              f2("label_entropy")))
             .when(best == "label", F.concat(F.lit("unlike the rest of label '"), F.col("label"), F.lit("': distance "),
                                             f2("label_distance"), F.lit(" to its centre")))
             .otherwise(F.concat(F.lit("far from all: neighbour "), F.col("k").cast("string"), F.lit(" at distance "),
@@ -133,7 +155,10 @@ def outliers(images: DataFrame, neighbors: DataFrame, embeddings: DataFrame, an:
         F.avg("similarity").alias("mean_similarity"), F.max("similarity").alias("nn_similarity"))
     in_degree = knn.groupBy(F.col("dst").alias("image_id")).agg(F.count(F.lit(1)).alias("in_degree"))
     graph_degree = degrees(knn.select("src", "dst")).select(F.col("id").alias("image_id"), F.col("degree"))
-    scored = (knn_scores(neighbors, int(an["outlier_k"]))
+    k = int(an["outlier_k"])
+    nearest = neighbour_distances(neighbors, k)
+    scored = (knn_scores(nearest)
+              .join(neighbour_label_entropy(nearest, images, k), "image_id", "left")
               .join(per_image, "image_id", "left").join(in_degree, "image_id", "left")
               .join(graph_degree, "image_id", "left").fillna(0, ["in_degree", "degree"])
               .join(pixel_evidence(images), "image_id", "left")
@@ -151,9 +176,11 @@ def outliers(images: DataFrame, neighbors: DataFrame, embeddings: DataFrame, an:
     pixel = F.when(blank | noise, F.lit(float(an["outlier_pixel_z"]))).otherwise(F.lit(0.0))
     best = F.greatest(*[F.struct(F.coalesce(z * w, F.lit(-1e9)).alias("z"), F.lit(name).alias("name"))
                         for name, (z, w) in parts.items() if w > 0])
-    # reason: the pixel evidence when it fired, else the component that gave the score
-    why = F.when(blank, F.lit("blank")).when(noise, F.lit("noise")).otherwise(best["name"])
-    scored = scored.withColumn("score", F.round(best["z"] + pixel, 6)).withColumn("reason", _reason(why))
+    mixed = F.lit(float(an["outlier_label_entropy_weight"])) * F.coalesce(F.col("label_entropy"), F.lit(0.0))
+    # reason: the pixel evidence when it fired, else the part that weighed most
+    why = (F.when(blank, F.lit("blank")).when(noise, F.lit("noise"))
+           .when(mixed > best["z"], F.lit("entropy")).otherwise(best["name"]))
+    scored = scored.withColumn("score", F.round(best["z"] + mixed + pixel, 6)).withColumn("reason", _reason(why))
     n = scored.count()
     cut = max(1, int(round(an["outlier_fraction"] * n))) if n else 0
     ranked = add_rank(scored, "score", "image_id", total=n)
@@ -161,5 +188,6 @@ def outliers(images: DataFrame, neighbors: DataFrame, embeddings: DataFrame, an:
         "image_id", "path", "score", "rank", "percentile", (F.col("rank") <= cut).alias("is_outlier"), "reason",
         F.round("knn_distance", 6).alias("knn_distance"), F.round("lof", 6).alias("lof"),
         F.round("label_distance", 6).alias("label_distance"), F.round("z_label", 6).alias("label_z"),
+        F.round("label_entropy", 6).alias("label_entropy"),
         "contrast", "entropy", F.round("noise_ratio", 6).alias("noise_ratio"), "low_information",
         "nn_similarity", "mean_similarity", "in_degree", "degree", "label", "split")
