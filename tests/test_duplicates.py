@@ -21,7 +21,7 @@ from sparkdup.udfs.stars import stars
 from sparkdup.udfs.verify import compare, is_same_picture
 
 OXY = "/usr/share/icons/oxygen/base"
-AN = {"duplicate_similarity": 0.65, "verify_min_fine": 0.95, "verify_max_changed": 0.03, "verify_max_local": 0.5,
+AN = {"duplicate_similarity": 0.65, "verify_min_fine": 0.95, "verify_max_changed": 0.02, "verify_max_local": 0.5,
       "components_method": "driver", "driver_max_edges": 100000}
 
 
