@@ -141,6 +141,8 @@ def main() -> None:
     timed("aligned_fine", aligned)
     signals["aligned_coarse"] = np.array([r["coarse"] for r in results])
     cost["aligned_coarse"] = cost["aligned_fine"]
+    signals["aligned_local (negated)"] = -np.array([r["local"] for r in results])  # lower = more alike
+    cost["aligned_local (negated)"] = cost["aligned_fine"]
     l32 = [(luma32(p.a), luma32(p.b)) for p in pairs]
     timed("luma32_correlation", lambda i: luma_correlation(*l32[i]))
     timed("phash", lambda i: phash_sim(pairs[i].a, pairs[i].b, "phash"))
@@ -156,9 +158,11 @@ def main() -> None:
     from sparkdup.config import load_config
 
     an = load_config()["analyze"]
-    rule = np.array([verify.is_same_picture(r, an["verify_min_fine"], an["verify_max_changed"]) for r in results])
+    rule = np.array([verify.is_same_picture(r, an["verify_min_fine"], an["verify_max_changed"], an["verify_max_local"])
+                     for r in results])
     tp, fp = int((rule & (labels == 1)).sum()), int((rule & (labels == 0)).sum())
-    lines.append(f"| **aligned rule** (fine >= {an['verify_min_fine']}, changed <= {an['verify_max_changed']}) | "
+    lines.append(f"| **aligned rule** (fine >= {an['verify_min_fine']}, changed <= {an['verify_max_changed']}, "
+                 f"local <= {an['verify_max_local']}) | "
                  f"{tp / labels.sum():.3f} at precision {tp / max(tp + fp, 1):.3f} | fixed | | {cost['aligned_fine']:.2f} |")
     by = defaultdict(lambda: [0, 0])
     for s, y, k in zip(rule, labels, kinds):

@@ -80,7 +80,8 @@ def member_evidence(m) -> list[str]:
     if m.evidence == "hash":
         return ["exact: same bytes as the representative"]
     return [f"{m.kind}, cosine {m.similarity_to_representative:.3f}",
-            f"aligned pixels {m.align_fine_to_representative:.3f}, changed {m.align_changed_to_representative:.1%}"]
+            f"aligned pixels {m.align_fine_to_representative:.3f}, changed {m.align_changed_to_representative:.1%}, "
+            f"worst tile {m.align_local_to_representative:.2f}"]
 
 
 def duplicate_section(groups: DataFrame, limit: int, total: int) -> Section:

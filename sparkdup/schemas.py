@@ -106,6 +106,7 @@ verify_status string: ok, hash or no_signature
 align_coarse double: best 16x16 aligned thumbnail correlation
 align_fine double: 32x32 correlation of the best aligned windows
 align_changed double: share of aligned pixels still differing locally
+align_local double: worst tile's residual after alignment, relative to the contrast
 is_duplicate boolean: the duplicate rule's decision
 reason string: hash, verified, pixels_differ, local_change or no_signature
 run_id string: the run that wrote the row
@@ -122,6 +123,7 @@ evidence string: representative, hash or verified
 similarity_to_representative double: cosine to the representative
 align_fine_to_representative double: align_fine of the verified pair with the representative
 align_changed_to_representative double: align_changed of that pair
+align_local_to_representative double: align_local of that pair
 content_hash string: from images
 label string: from images
 split string: from images

@@ -21,7 +21,7 @@ from sparkdup.udfs.stars import stars
 from sparkdup.udfs.verify import compare, is_same_picture
 
 OXY = "/usr/share/icons/oxygen/base"
-AN = {"duplicate_similarity": 0.80, "verify_min_fine": 0.95, "verify_max_changed": 0.02,
+AN = {"duplicate_similarity": 0.65, "verify_min_fine": 0.95, "verify_max_changed": 0.02, "verify_max_local": 0.5,
       "components_method": "driver", "driver_max_edges": 100000}
 
 
@@ -61,10 +61,12 @@ def test_edits_are_the_same_picture(kate):
         "crop12": png(kate.crop((int(w * 0.12), 0, w, h))),
         "brighter": png(ImageEnhance.Brightness(flat(kate)).enhance(1.1)),
         "redrawn64": png(icon("apps/akregator", 64)),
+        "grey": png(flat(kate).convert("L")),
+        "crop15_jpeg": png(flat(kate).crop((int(w * 0.1), int(h * 0.05), w, h)), "JPEG", quality=50),
     }
     for name, data in edits.items():
         s = compare(base, sig(data))
-        assert is_same_picture(s, AN["verify_min_fine"], AN["verify_max_changed"]), (name, s)
+        assert is_same_picture(s, AN["verify_min_fine"], AN["verify_max_changed"], AN["verify_max_local"]), (name, s)
 
 
 def test_look_alikes_are_not(kate):
@@ -76,14 +78,46 @@ def test_look_alikes_are_not(kate):
     }
     for name, data in others.items():
         s = compare(base, sig(data))
-        assert not is_same_picture(s, AN["verify_min_fine"], AN["verify_max_changed"]), (name, s)
+        assert not is_same_picture(s, AN["verify_min_fine"], AN["verify_max_changed"], AN["verify_max_local"]), (name, s)
 
 
 def test_icons_drawn_on_one_template_are_not_duplicates():
     # oxygen's Calligra icons: one document template, a different emblem each
     words, sheets, stage = (sig(png(icon(f"apps/calligra{n}"))) for n in ("words", "sheets", "stage"))
     for a, b in ((words, sheets), (words, stage), (sheets, stage)):
-        assert not is_same_picture(compare(a, b), AN["verify_min_fine"], AN["verify_max_changed"]), compare(a, b)
+        assert not is_same_picture(compare(a, b), AN["verify_min_fine"], AN["verify_max_changed"], AN["verify_max_local"]), compare(a, b)
+
+
+def emblem(base: Image.Image, name: str, size: int) -> Image.Image:
+    out = base.copy()
+    out.alpha_composite(icon(name).resize((size, size)), ((128 - size) // 2, (128 - size) // 2 + 10))
+    return out
+
+
+def test_a_small_differing_emblem_is_caught_by_the_local_score():
+    # one folder, two emblems a fifth of its width: the global scores barely move (the old
+    # rule took them for one picture); the worst tile's residual does not
+    folder = icon("places/folder-blue")
+    a, b = emblem(folder, "apps/akregator", 24), emblem(folder, "apps/calligrawords", 24)
+    s = compare(sig(png(a)), sig(png(b)))
+    assert s["fine"] >= AN["verify_min_fine"] and s["changed"] <= AN["verify_max_changed"], s
+    assert s["local"] > AN["verify_max_local"], s
+    assert not is_same_picture(s, AN["verify_min_fine"], AN["verify_max_changed"], AN["verify_max_local"])
+    for edited in (png(flat(a), "JPEG", quality=50), png(a.crop((12, 0, 128, 128)))):
+        assert is_same_picture(compare(sig(png(a)), sig(edited)), AN["verify_min_fine"], AN["verify_max_changed"],
+                               AN["verify_max_local"])
+
+
+def test_recoloured_icon_and_blank_images_of_other_colours_are_not_the_same_picture(kate):
+    r, g, b, alpha = kate.split()
+    recoloured = compare(sig(png(kate)), sig(png(Image.merge("RGBA", (g, r, b, alpha)))))
+    assert not is_same_picture(recoloured, AN["verify_min_fine"], AN["verify_max_changed"], AN["verify_max_local"])
+    white, dark = Image.new("RGB", (64, 64), (255, 255, 255)), Image.new("RGB", (64, 64), (30, 30, 30))
+    rule = (AN["verify_min_fine"], AN["verify_max_changed"], AN["verify_max_local"])
+    assert not is_same_picture(compare(sig(png(white)), sig(png(dark))), *rule)
+    # a flat image correlates with nothing but another flat one (it used to score 1 against anything)
+    assert compare(sig(png(white)), sig(png(kate)))["fine"] < 0.5
+    assert is_same_picture(compare(sig(png(white)), sig(png(Image.new("RGB", (80, 90), (252, 252, 252))))), *rule)
 
 
 def test_missing_or_malformed_signature_is_a_status_not_a_crash(kate):
@@ -182,6 +216,8 @@ def test_groups_hold_only_verified_pictures(tables):
     assert g.loc[["kate_copy1.png", "kate_copy2.png", "kate.png"], "kind"].eq("exact").all()
     assert g.loc["kate.jpg", "kind"] == "near" and g.loc["kate.jpg", "evidence"] == "verified"
     assert g.loc["kate.jpg", "align_fine_to_representative"] >= AN["verify_min_fine"]
+    assert g.loc["kate.jpg", "align_local_to_representative"] <= AN["verify_max_local"]
+    assert g.loc["kate_copy1.png", "align_local_to_representative"] == 0.0
     assert g.group_size.eq(g.groupby("group_id").image_id.transform("size")).all()
 
 
@@ -193,6 +229,8 @@ def test_pairs_keep_the_evidence_and_the_reason(tables):
     mirror = p.loc[(ids["kate.png"], ids["kate_mirror.png"])]
     assert not mirror.is_duplicate and mirror.reason in ("pixels_differ", "local_change")
     assert mirror.verify_status == "ok" and mirror.align_fine < 1
+    jpg = p.loc[tuple(sorted((ids["kate.png"], ids["kate.jpg"])))]
+    assert jpg.is_duplicate and 0 <= jpg.align_local <= AN["verify_max_local"]
     # the neighbour pointing at the broken file has no row (it was never decoded): nothing crashes
     assert ids["broken.png"] not in set(pairs.image_id_a) | set(pairs.image_id_b)
     assert set(pairs.reason) <= {"hash", "verified", "pixels_differ", "local_change", "no_signature"}

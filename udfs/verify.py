@@ -5,7 +5,8 @@ whole picture squeezed to SIDE x SIDE RGB, see udfs.image_stats.pixel_signature)
 is compared by *aligned* thumbnails: one image is taken as a possibly cropped copy of the
 other, a grid of crop windows (up to MAX_CROP of each axis, split between both sides) of
 the first is resampled and compared with the whole second, both ways round. The best
-window is found on a coarse 16 x 16 comparison and confirmed at 32 x 32, so an edit
+window is found on a coarse 16 x 16 comparison and refined at 32 x 32 in two steps of
+halving size (so a crop is aligned to about a third of a pixel there), so an edit
 (re-encoding, rescaling, brightness, a crop, a small overlay) keeps a high score while a
 look-alike (another frame of one animation, another icon of one theme, a rotated or
 mirrored symbol) falls at the finer scale, where the drawings differ.
@@ -19,7 +20,10 @@ picture):
 * ``fine``: the 32 x 32 correlation of the best coarse windows (the decision's score);
 * ``changed``: in that 32 x 32 window, the share of pixels whose residual after a
   per-channel gain/offset fit exceeds a quarter of the image's range (a local change,
-  e.g. a moved limb, that a global correlation can average away).
+  e.g. a moved limb, that a global correlation can average away);
+* ``local``: in that window, the RMS colour residual of the worst of 4 x 4 tiles after one
+  brightness gain shared by all channels, over the picture's RMS contrast (see _local):
+  a small emblem, limb or recoloured area that ``changed`` counts as too few pixels.
 
 This is template matching over a crop/scale grid on multi-scale thumbnails (the approach
 of classic near-duplicate image detection before learned copy detectors); chosen over
@@ -39,7 +43,9 @@ CROP_STEP = 0.04
 COARSE, FINE = 16, 32
 TOP_WINDOWS = 2  # best coarse windows refined at the fine scale
 GREY_SPREAD = 3.0  # mean max-min channel spread (0-255) under which a thumbnail counts as grey
-REFINE = 0.02  # crop step of the fine search (half the coarse step)
+REFINE_STEPS = (0.02, 0.01)  # crop steps of the fine search: around the best window, halving the step
+TILES = 4  # the local score's grid: TILES x TILES tiles of the fine window
+GAIN_RANGE = (0.8, 1.25)  # brightness gains the local score accepts (the issue's edits: +-10 %)
 
 SIGNATURE_BYTES = SIDE * SIDE * CHANNELS
 
@@ -117,8 +123,12 @@ def _correlation(windows: np.ndarray, target: np.ndarray) -> np.ndarray:
     t = _centred(target)
     num = (w * t).sum(axis=(-3, -2, -1))
     den = np.sqrt((w * w).sum(axis=(-3, -2, -1)) * (t * t).sum())
-    flat = den < 1e-6
-    return np.where(flat, np.where(np.abs(num) < 1e-6, 1.0, 0.0), num / np.maximum(den, 1e-6))
+    # A flat image (no contrast) correlates with nothing but another flat one: two flat
+    # images score 1 here and their colours are compared by the local score.
+    flat_w = (w * w).sum(axis=(-3, -2, -1)) < 1e-3
+    flat_t = float((t * t).sum()) < 1e-3
+    both = flat_w & flat_t
+    return np.where(both, 1.0, np.where(den < 1e-6, 0.0, num / np.maximum(den, 1e-6)))
 
 
 def _changed(window: np.ndarray, target: np.ndarray) -> float:
@@ -131,24 +141,47 @@ def _changed(window: np.ndarray, target: np.ndarray) -> float:
     return float((residual > 0.25 * span).mean())
 
 
-def _refined(crop: np.ndarray) -> np.ndarray:
-    """A crop of one axis and its neighbours REFINE away: shifted either way, widened, narrowed."""
-    d = REFINE
+def _local(window: np.ndarray, target: np.ndarray) -> float:
+    """The largest local difference left after alignment, relative to the picture's contrast.
+
+    The window is scaled to the target by one brightness gain shared by the three
+    channels (clipped to GAIN_RANGE; no offset, no per-channel gain), so a brightness edit
+    leaves nothing while a recoloured area (the same folder icon in another colour) or a
+    blank of another colour does. The score is the RMS colour residual of the worst of
+    TILES x TILES tiles over the target's RMS contrast: a small emblem or limb that differs
+    fills one tile and stands out, where an average over the whole picture (the global
+    correlation, ``changed``) dilutes it. This is worst-window pooling of a local error map,
+    as quality measures such as SSIM (Wang et al. 2004) pool their local scores.
+    """
+    ww = float((window * window).sum())
+    gain = float((window * target).sum()) / ww if ww > 1e-6 else 1.0
+    res = target - min(max(gain, GAIN_RANGE[0]), GAIN_RANGE[1]) * window
+    e2 = (res * res).sum(axis=-1)
+    n = e2.shape[0] // TILES
+    tiles = e2.reshape(TILES, n, TILES, n).mean(axis=(1, 3))
+    tc = target - target.mean(axis=(0, 1))
+    contrast = max(float(np.sqrt((tc * tc).sum(axis=-1).mean())), 8.0)
+    return float(np.sqrt(tiles.max()) / contrast)
+
+
+def _refined(crop: np.ndarray, d: float) -> np.ndarray:
+    """A crop of one axis and its neighbours d away: shifted either way, widened, narrowed."""
     cand = np.array([crop, crop + (d, -d), crop + (-d, d), crop + (d, d), crop + (-d, -d)])
     cand = np.clip(cand, 0.0, None)
-    return np.unique(cand[cand.sum(1) <= MAX_CROP + d + 1e-9], axis=0)
+    return np.unique(cand[cand.sum(1) <= MAX_CROP + max(REFINE_STEPS) + 1e-9], axis=0)
 
 
 def compare(a: bytes | None, b: bytes | None) -> dict:
     """Aligned-thumbnail scores of one pair; ``status`` says when a score could not be made.
 
     Coarse: every grid window of each image against the whole other at 16 x 16. Fine:
-    around the TOP_WINDOWS best coarse windows, the crops one REFINE step away, at
-    32 x 32 (alignment to about a pixel at that scale); the best fine window decides.
+    around the TOP_WINDOWS best coarse windows, the crops one REFINE_STEPS[0] away at
+    32 x 32, then around the best of those the crops REFINE_STEPS[1] away; the best fine
+    window gives ``fine``, ``changed`` and ``local``.
     """
     x, y = thumbnail(a), thumbnail(b)
     if x is None or y is None:
-        return {"status": "no_signature", "coarse": None, "fine": None, "changed": None}
+        return {"status": "no_signature", "coarse": None, "fine": None, "changed": None, "local": None}
     if _is_grey(x) or _is_grey(y):  # a mode change to grey: compare luminance only
         x, y = _luma(x), _luma(y)
     grid, crops = _grid_weights(COARSE), _crops()
@@ -162,20 +195,26 @@ def compare(a: bytes | None, b: bytes | None) -> dict:
             candidates.append((float(flat[k]), d, k // coarse.shape[1], k % coarse.shape[1]))
     candidates.sort(reverse=True)
     best_coarse = candidates[0][0]
-    fine_best, changed = -1.0, 1.0
-    for _, d, r, c in candidates[:TOP_WINDOWS]:
-        src = src_f[d]
-        wy = _axis_weights(_refined(crops[r]), FINE, src.shape[0])
-        wx = _axis_weights(_refined(crops[c]), FINE, src.shape[0])
-        wins = _windows(src, wy, wx)
-        target = _whole(src_f[1 - d], FINE)
-        fine = _correlation(wins, target)
-        i, j = np.unravel_index(int(np.argmax(fine)), fine.shape)
-        if fine[i, j] > fine_best:
-            fine_best, changed = float(fine[i, j]), _changed(wins[i, j], target)
-    return {"status": "ok", "coarse": best_coarse, "fine": fine_best, "changed": changed}
+    targets = {d: _whole(src_f[1 - d], FINE) for d in (0, 1)}
+    starts = [(d, crops[r], crops[c]) for _, d, r, c in candidates[:TOP_WINDOWS]]
+    best = (-2.0, None, None, None)  # (fine, d, window, (crop_y, crop_x))
+    for step in REFINE_STEPS:
+        for d, cy, cx in starts:
+            ys, xs = _refined(cy, step), _refined(cx, step)
+            src = src_f[d]
+            wins = _windows(src, _axis_weights(ys, FINE, src.shape[0]), _axis_weights(xs, FINE, src.shape[0]))
+            fine = _correlation(wins, targets[d])
+            i, j = np.unravel_index(int(np.argmax(fine)), fine.shape)
+            if fine[i, j] > best[0]:
+                best = (float(fine[i, j]), d, wins[i, j], (ys[i], xs[j]))
+        starts = [(best[1], *best[3])]  # the next, finer step starts from the best window so far
+    fine_best, d, window, _ = best
+    target = targets[d]
+    return {"status": "ok", "coarse": best_coarse, "fine": fine_best, "changed": _changed(window, target),
+            "local": _local(window, target)}
 
 
-def is_same_picture(scores: dict, min_fine: float, max_changed: float) -> bool:
+def is_same_picture(scores: dict, min_fine: float, max_changed: float, max_local: float) -> bool:
     """The verification rule: aligned fine correlation high enough and no local change left."""
-    return scores["status"] == "ok" and scores["fine"] >= min_fine and scores["changed"] <= max_changed
+    return (scores["status"] == "ok" and scores["fine"] >= min_fine and scores["changed"] <= max_changed
+            and scores["local"] <= max_local)

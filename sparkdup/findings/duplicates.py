@@ -6,9 +6,10 @@ executors, then components split into verified stars around their representative
    animation, icons of one theme) sit at the same cosines as edited copies.
 2. Verification (udfs.verify, a pandas UDF on the candidate pairs only): aligned colour
    thumbnails at two scales with a crop search. A pair is a duplicate when its bytes are
-   identical, or when the aligned fine correlation is >= ``verify_min_fine`` and the share
-   of locally changed pixels is <= ``verify_max_changed``. Every candidate is kept with its
-   scores, decision and reason in ``duplicate_pairs``.
+   identical, or when the aligned fine correlation is >= ``verify_min_fine``, the share
+   of locally changed pixels is <= ``verify_max_changed`` and the worst tile's residual
+   (``local``) is <= ``verify_max_local``. Every candidate is kept with its scores,
+   decision and reason in ``duplicate_pairs``.
 3. Groups: files with one content_hash are one unit (so byte-identical files are always
    together, whatever the neighbour index returned); connected components of the verified
    links between units are split into stars (udfs.stars, a grouped pandas UDF per
@@ -31,13 +32,14 @@ VERIFY_SCHEMA = T.StructType([
     T.StructField("coarse", T.DoubleType()),
     T.StructField("fine", T.DoubleType()),
     T.StructField("changed", T.DoubleType()),
+    T.StructField("local", T.DoubleType()),
 ])
 
 
 @pandas_udf(VERIFY_SCHEMA)
 def verify_pairs(a: pd.Series, b: pd.Series) -> pd.DataFrame:
     """Aligned-thumbnail scores of each pair (udfs.verify.compare); null signatures give a status."""
-    return pd.DataFrame([compare(x, y) for x, y in zip(a, b)], columns=["status", "coarse", "fine", "changed"])
+    return pd.DataFrame([compare(x, y) for x, y in zip(a, b)], columns=["status", "coarse", "fine", "changed", "local"])
 
 
 def undirected(edges: DataFrame) -> DataFrame:
@@ -74,18 +76,19 @@ def duplicate_pairs(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFr
                           F.when(~F.col("hash_match"), F.col("signature_b")))
     verified = pairs.withColumn("v", scores)
     same = ((F.col("v.status") == "ok") & (F.col("v.fine") >= an["verify_min_fine"])
-            & (F.col("v.changed") <= an["verify_max_changed"]))
+            & (F.col("v.changed") <= an["verify_max_changed"]) & (F.col("v.local") <= an["verify_max_local"]))
     reason = (F.when(F.col("hash_match"), F.lit("hash"))
               .when(F.col("v.status") != "ok", F.col("v.status"))
               .when(F.col("v.fine") < an["verify_min_fine"], F.lit("pixels_differ"))
-              .when(F.col("v.changed") > an["verify_max_changed"], F.lit("local_change"))
+              .when((F.col("v.changed") > an["verify_max_changed"]) | (F.col("v.local") > an["verify_max_local"]),
+                    F.lit("local_change"))
               .otherwise(F.lit("verified")))
     return verified.select(
         "image_id_a", "path_a", "image_id_b", "path_b", "hash_match",
         F.round(F.when(F.col("hash_match"), F.lit(1.0)).otherwise(F.col("similarity")), 6).alias("similarity"),
         F.when(F.col("hash_match"), F.lit("hash")).otherwise(F.col("v.status")).alias("verify_status"),
         F.round("v.coarse", 6).alias("align_coarse"), F.round("v.fine", 6).alias("align_fine"),
-        F.round("v.changed", 6).alias("align_changed"),
+        F.round("v.changed", 6).alias("align_changed"), F.round("v.local", 6).alias("align_local"),
         (F.col("hash_match") | F.coalesce(same, F.lit(False))).alias("is_duplicate"),
         reason.alias("reason"))
 
@@ -122,9 +125,10 @@ def duplicate_groups(images: DataFrame, pairs: DataFrame, an: dict) -> DataFrame
              .join(unit_of.select(F.col("image_id").alias("image_id_b"), F.col("unit").alias("ub")), "image_id_b")
              .where(F.col("ua") != F.col("ub"))
              .select(F.least("ua", "ub").alias("unit_a"), F.greatest("ua", "ub").alias("unit_b"),
-                     "similarity", "align_fine", "align_changed")
+                     "similarity", "align_fine", "align_changed", "align_local")
              .groupBy("unit_a", "unit_b")
-             .agg(F.max_by(F.struct("similarity", "align_fine", "align_changed"), F.col("align_fine")).alias("s"))
+             .agg(F.max_by(F.struct("similarity", "align_fine", "align_changed", "align_local"),
+                           F.col("align_fine")).alias("s"))
              .select("unit_a", "unit_b", "s.*"))
     comps = connected_components(links.select(F.col("unit_a").alias("src"), F.col("unit_b").alias("dst")),
                                  an["components_method"], an["driver_max_edges"],
@@ -147,10 +151,9 @@ def duplicate_groups(images: DataFrame, pairs: DataFrame, an: dict) -> DataFrame
     order = Window.partitionBy("rep_unit").orderBy(
         (F.col("width").cast("long") * F.col("height")).desc(), F.col("size_bytes").desc(), F.col("path"))
     by_group = Window.partitionBy("rep_unit")
-    to_rep = links.select(F.col("unit_a").alias("x"), F.col("unit_b").alias("y"), "similarity", "align_fine",
-                          "align_changed")
-    to_rep = to_rep.unionByName(to_rep.select(F.col("y").alias("x"), F.col("x").alias("y"), "similarity",
-                                              "align_fine", "align_changed"))
+    scores = ("similarity", "align_fine", "align_changed", "align_local")
+    to_rep = links.select(F.col("unit_a").alias("x"), F.col("unit_b").alias("y"), *scores)
+    to_rep = to_rep.unionByName(to_rep.select(F.col("y").alias("x"), F.col("x").alias("y"), *scores))
     members = (members
                .withColumn("representative_id", F.first("image_id").over(order))
                .withColumn("group_id", F.min("image_id").over(by_group))
@@ -168,4 +171,6 @@ def duplicate_groups(images: DataFrame, pairs: DataFrame, an: dict) -> DataFrame
         F.round(F.when(same_bytes, F.lit(1.0)).otherwise(F.col("align_fine")), 6).alias("align_fine_to_representative"),
         F.round(F.when(same_bytes, F.lit(0.0)).otherwise(F.col("align_changed")), 6)
         .alias("align_changed_to_representative"),
+        F.round(F.when(same_bytes, F.lit(0.0)).otherwise(F.col("align_local")), 6)
+        .alias("align_local_to_representative"),
         "content_hash", "label", "split"))
