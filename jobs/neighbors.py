@@ -207,6 +207,8 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     if persisted is not None:
         persisted.append(assigned)
     files = build_indexes(spark, assigned, backend, n, dim, n_buckets, nb, root)
+    indexes.write_meta(spark, root, {"backend": backend, "dim": dim, "buckets": n_buckets,
+                                     "centroids": None if centroids is None else centroids.tolist()})
     plan = backends.QueryPlan(backend=backend, dim=dim, k=k, files=files, params=_params(spark, nb),
                               local_dir=nb["index_dir"] or None)
     parts = max(spark.sparkContext.defaultParallelism,

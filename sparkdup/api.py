@@ -119,6 +119,26 @@ def export(output: str, to: str, *, spark: SparkSession | None = None,
     return _call("export", output, spark, cfg, run_id, to=to)
 
 
+def search(queries: str | Iterable[str], output: str, *, k: int | None = None, spark: SparkSession | None = None,
+           settings: Settings | Mapping[str, Any] | None = None, profile: str | None = None,
+           conf: Iterable[str] = ()):
+    """The k nearest images of `output` to each query image or folder, like `sparkdup search`:
+    a pandas DataFrame (query, status, error, rank, path, similarity, group_id, duplicate).
+    Reads only: no `runs` row, no table written."""
+    import pandas as pd
+
+    from sparkdup.jobs.search import find
+    from sparkdup.session import get_spark
+
+    cfg = checked_settings(settings, profile, conf)
+    if spark is None:
+        spark = get_spark(cfg)
+    sources = [queries] if isinstance(queries, str) else list(queries)
+    rows = find(spark, cfg, _required(output), sources, k)
+    return pd.DataFrame(rows, columns=["query", "status", "error", "rank", "path", "similarity", "group_id",
+                                       "duplicate"])
+
+
 def _required(output: str | None) -> str:
     if not output:
         from sparkdup.errors import ConfigError

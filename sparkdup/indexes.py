@@ -2,7 +2,8 @@
 
 Layout: ``<output>/_index/<run_id>/bucket=<n>/part-*.parquet``, one Parquet file per
 bucket holding that bucket's index file and ids file in 8 MiB chunks
-(``sparkdup.udfs.backends.INDEX_SCHEMA``). It is written by Spark's own writer, so it
+(``sparkdup.udfs.backends.INDEX_SCHEMA``), and ``<output>/_index/<run_id>/meta.json``
+(backend, dim, bucket centroids) for ``sparkdup search``. It is written by Spark's own writer, so it
 works on every Hadoop filesystem the tables do (local, HDFS, s3a://, dbfs:/, abfss://),
 and it is a readable table (``spark.read.parquet(<output>/_index/<run_id>)``). A leading
 underscore keeps it out of the way of table readers.
@@ -23,6 +24,7 @@ output are deleted at the start of a run, except those published in this session
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import re
 
@@ -35,6 +37,7 @@ from sparkdup.udfs import backends
 log = logging.getLogger("sparkdup")
 
 INDEX_FOLDER = "_index"
+META_FILE = "meta.json"
 
 
 def index_root(output: str, run_id: str) -> str:
@@ -73,21 +76,67 @@ def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_b
      .option("parquet.block.size", 16 << 20).partitionBy("bucket").parquet(root))
 
 
-def publish(spark: SparkSession, root: str) -> dict[int, str]:
-    """Publish the written chunk files (addFile); bucket -> file name for SparkFiles.get."""
+def bucket_files(spark: SparkSession, root: str) -> dict[int, str]:
+    """bucket -> URI of its written chunk file, listed through the Hadoop FileSystem API."""
     fs, _ = hadoop_fs(spark, root)
     jvm = spark._jvm  # noqa: SLF001
     found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(root + "/bucket=*/*.parquet")) or []
     files: dict[int, str] = {}
-    sc = spark.sparkContext
     for status in found:
         uri = status.getPath().toString()
         bucket = int(re.search(r"/bucket=(\d+)/", uri).group(1))
         if bucket in files:
             raise RuntimeError(f"bucket {bucket} has more than one index file under {root}")
-        sc.addFile(uri)
+        files[bucket] = uri
+    return files
+
+
+def publish(spark: SparkSession, root: str, buckets=None) -> dict[int, str]:
+    """Publish the written chunk files (addFile), all or those of `buckets`; bucket -> file
+    name for SparkFiles.get (which also works on the driver: addFile fetches there too)."""
+    files: dict[int, str] = {}
+    for bucket, uri in bucket_files(spark, root).items():
+        if buckets is not None and bucket not in buckets:
+            continue
+        spark.sparkContext.addFile(uri)
         files[bucket] = uri.rsplit("/", 1)[1]
     return files
+
+
+def write_meta(spark: SparkSession, root: str, meta: dict) -> None:
+    """`<root>/meta.json`: what a later search needs to query the index without refitting
+    anything (backend, dim, centroids or none for one bucket). Written through the Hadoop
+    FileSystem API, so it lands beside the buckets on any filesystem."""
+    fs, path = hadoop_fs(spark, f"{root}/{META_FILE}")
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(json.dumps(meta).encode("utf-8")))
+    finally:
+        out.close()
+
+
+def latest(spark: SparkSession, output: str) -> str | None:
+    """The index root of the output's newest run that wrote a meta.json, or None."""
+    base = f"{output.rstrip('/')}/{INDEX_FOLDER}"
+    fs, path = hadoop_fs(spark, base)
+    if not fs.exists(path):
+        return None
+    jvm = spark._jvm  # noqa: SLF001
+    runs = [s for s in fs.listStatus(path)
+            if s.isDirectory() and fs.exists(jvm.org.apache.hadoop.fs.Path(s.getPath(), META_FILE))]
+    if not runs:
+        return None
+    return max(runs, key=lambda s: s.getModificationTime()).getPath().toString()
+
+
+def read_meta(spark: SparkSession, root: str) -> dict:
+    fs, path = hadoop_fs(spark, f"{root}/{META_FILE}")
+    stream = fs.open(path)
+    try:
+        data = spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)  # noqa: SLF001
+    finally:
+        stream.close()
+    return json.loads(bytes(data).decode("utf-8"))
 
 
 def _published_uris(spark: SparkSession) -> list[str]:

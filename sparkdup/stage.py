@@ -138,11 +138,14 @@ def stage_name(job) -> str:
 
 
 def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
-    """Run one stage's job and append its row to the `runs` table."""
+    """Run one stage's job and append its row to the `runs` table (a READ_ONLY job, such
+    as search, changes nothing, so it records nothing)."""
     from sparkdup.runs import record_run
 
     stage = stage_name(job)
     logs.set_stage(stage)
+    if getattr(job, "READ_ONLY", False):
+        return job.run(spark, cfg, args, run_id) or {}
     started = time.time()
     counts = job.run(spark, cfg, args, run_id) or {}
     seconds = time.time() - started
