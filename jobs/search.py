@@ -70,8 +70,11 @@ def read_queries(spark: SparkSession, sources: list[str], cfg: dict) -> list[Que
 
 
 def index_root(spark: SparkSession, output: str) -> str:
-    root = indexes.latest(spark, output)
-    if root is None:
+    """The index of the run that wrote the `neighbors` table (an index another run of this
+    session published may still lie beside it)."""
+    row = read_table(spark, output, "neighbors").select("run_id").first()
+    root = indexes.index_root(output, row["run_id"]) if row is not None else None
+    if root is None or not indexes.has_meta(spark, root):
         raise OutputError(f"{output} has no neighbour index to search (made before search existed, or with "
                           f"neighbors.keep_index=false): rerun `sparkdup neighbors --output {output}`")
     return root

@@ -115,18 +115,9 @@ def write_meta(spark: SparkSession, root: str, meta: dict) -> None:
         out.close()
 
 
-def latest(spark: SparkSession, output: str) -> str | None:
-    """The index root of the output's newest run that wrote a meta.json, or None."""
-    base = f"{output.rstrip('/')}/{INDEX_FOLDER}"
-    fs, path = hadoop_fs(spark, base)
-    if not fs.exists(path):
-        return None
-    jvm = spark._jvm  # noqa: SLF001
-    runs = [s for s in fs.listStatus(path)
-            if s.isDirectory() and fs.exists(jvm.org.apache.hadoop.fs.Path(s.getPath(), META_FILE))]
-    if not runs:
-        return None
-    return max(runs, key=lambda s: s.getModificationTime()).getPath().toString()
+def has_meta(spark: SparkSession, root: str) -> bool:
+    fs, path = hadoop_fs(spark, f"{root}/{META_FILE}")
+    return bool(fs.exists(path))
 
 
 def read_meta(spark: SparkSession, root: str) -> dict:

@@ -1,6 +1,7 @@
 """`sparkdup search` on a small real output: copies, re-encodes, unrelated and broken queries."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -67,6 +68,8 @@ def test_search_finds_copies_and_reencodes(spark, searched):
     broken = by_query(hits, "broken.png")
     assert len(broken) == 1 and broken.iloc[0]["status"] == "broken" and broken.iloc[0]["path"] is None
     assert "cannot" in broken.iloc[0]["error"]
+    meta = json.loads(open(glob.glob(os.path.join(out, "_index", "*", "meta.json"))[0]).read())
+    assert meta["buckets"] == 1 and meta["centroids"] is None and meta["dim"] > 0
     # search only reads: no runs row
     assert spark.read.parquet(os.path.join(out, "runs")).count() == runs_before
 
@@ -104,3 +107,20 @@ def test_output_without_index_is_one_line(spark, searched, capsys):
         os.rename(moved, index)
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sparkdup: error:") and "rerun `sparkdup neighbors" in err[-1]
+
+
+def test_search_probes_bucket_centroids(spark, searched):
+    """With several buckets the persisted centroids pick the buckets to search."""
+    import sparkdup
+    from sparkdup import indexes
+
+    out, data, queries = searched
+    sparkdup.neighbors(out, spark=spark, settings={"output.format": "parquet", "neighbors.buckets": 3,
+                                                   "neighbors.probe_buckets": 3})
+    run_id = spark.read.parquet(os.path.join(out, "neighbors")).select("run_id").first()[0]
+    meta = indexes.read_meta(spark, indexes.index_root(out, run_id))
+    assert meta["buckets"] == 3 and len(meta["centroids"]) == 3 and len(meta["centroids"][0]) == meta["dim"]
+    hits = sparkdup.search([str(queries / "copy.png"), str(queries / "reencoded.jpg")], out, k=3, spark=spark,
+                           settings={"neighbors.probe_buckets": 3})
+    assert by_query(hits, "copy.png").iloc[0]["path"].endswith("/03.png")
+    assert by_query(hits, "reencoded.jpg").iloc[0]["path"].endswith("/05.png")
