@@ -23,7 +23,8 @@ queries into memory once (about 4 dim + 8 M bytes per vector; one bucket at a ti
 worker), and query partitions are range-partitioned by bucket so a task touches one or
 two. The driver handles the centroids, bucket sizes and file names only. At most
 max_bucket_size vectors are indexed per bucket (logged when hit). The index stays after
-the run (neighbors.keep_index), earlier runs' indexes are removed. Vectors travel through
+the run (neighbors.keep_index), with meta.json beside it (backend, dim, centroids: what
+`sparkdup search` needs), earlier runs' indexes are removed. Vectors travel through
 the stage's cache and shuffles as float32 bytes, or float16 (neighbors.vector_dtype: half
 the bytes, recall@10 0.9986 against 0.9994 measured) and are float32 again in the tasks.
 
