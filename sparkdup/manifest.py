@@ -187,11 +187,13 @@ def read_manifest_rows(spark, manifest: str, settings: dict, output_columns):
         if "path" not in sdf.columns:
             raise InputError(f"manifest {manifest} has no 'path' column (columns: {', '.join(sdf.columns)})")
         refuse_colliding(sdf.columns, output_columns, manifest)
-        from pyspark.sql import Window
         from pyspark.sql import functions as F
+        from pyspark.sql import types as T
 
-        # a row's position in the table (stable: a file scan reads in the same order each time)
-        numbered = sdf.withColumn("manifest_line", F.row_number().over(Window.orderBy(F.monotonically_increasing_id())))
+        # a row's position in the table (stable: a file scan reads in the same order each
+        # time), numbered by zipWithIndex: distributed, unlike a window over the whole table
+        schema = T.StructType(sdf.schema.fields + [T.StructField("manifest_line", T.LongType())])
+        numbered = spark.createDataFrame(sdf.rdd.zipWithIndex().map(lambda r: (*r[0], r[1] + 1)), schema)
         df = numbered.select("manifest_line", F.col("path").cast("string")).toPandas()
         df["path"] = df["path"].astype(object).where(df["path"].notna(), None)
         # user columns keep their types in Spark and are joined back by manifest_line

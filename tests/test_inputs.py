@@ -169,7 +169,11 @@ def test_s3a_folder_every_object_one_row(spark, tmp_path):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from test_s3 import ACCESS_KEY, BUCKET, SECRET_KEY, _s3a_settings
+    from test_s3 import ACCESS_KEY, SECRET_KEY, _s3a_settings
+
+    # Not test_s3's bucket: Hadoop caches one S3A filesystem per bucket for the session, and
+    # this server (with its port) is gone when the test ends.
+    bucket = "sparkdup-inputs-test"
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -178,22 +182,22 @@ def test_s3a_folder_every_object_one_row(spark, tmp_path):
         endpoint = f"http://{host}:{port}"
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
-        client.create_bucket(Bucket=BUCKET)
+        client.create_bucket(Bucket=bucket)
         body = open(real_pngs(OPENCLIPART, 1, seed=16)[0], "rb").read()
         keys = ["in[1]/_DSC0001.png", "in[1]/a b.png", "in[1]/_incoming/c.png", "in[1]/x{y}.png", "in[1]/empty.png"]
         for key in keys:
-            client.put_object(Bucket=BUCKET, Key=key, Body=b"" if "empty" in key else body)
+            client.put_object(Bucket=bucket, Key=key, Body=b"" if "empty" in key else body)
         for key in ["in[1]/.hidden.png", "in[1]/notes.txt", "in1/sibling.png"]:
-            client.put_object(Bucket=BUCKET, Key=key, Body=body)
+            client.put_object(Bucket=bucket, Key=key, Body=body)
         conf = spark._jsc.hadoopConfiguration()  # noqa: SLF001
         for k, v in _s3a_settings(endpoint).items():
             conf.set(k, v)
-        df = build_images(spark, load_config(), f"s3a://{BUCKET}/in[1]", None, "s3").toPandas().set_index("path")
+        df = build_images(spark, load_config(), f"s3a://{bucket}/in[1]", None, "s3").toPandas().set_index("path")
     finally:
         server.stop()
-    assert sorted(df.index) == sorted(f"s3a://{BUCKET}/{k}" for k in keys)
-    assert df.loc[f"s3a://{BUCKET}/in[1]/empty.png", "status"] == "empty"
-    ok = df.drop(f"s3a://{BUCKET}/in[1]/empty.png")
+    assert sorted(df.index) == sorted(f"s3a://{bucket}/{k}" for k in keys)
+    assert df.loc[f"s3a://{bucket}/in[1]/empty.png", "status"] == "empty"
+    ok = df.drop(f"s3a://{bucket}/in[1]/empty.png")
     assert (ok["status"] == "ok").all(), ok[["status", "error"]]
     assert ok["content_hash"].nunique() == 1 and ok["size_bytes"].eq(len(body)).all()
 

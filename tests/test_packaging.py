@@ -17,7 +17,8 @@ MAPPING = {"sparkdup": "sparkdup", "jobs": "sparkdup/jobs", "udfs": "sparkdup/ud
 def _expected() -> set[str]:
     names = set()
     for folder, package in MAPPING.items():
-        for path in glob.glob(os.path.join(REPO, folder, "*.py")) + glob.glob(os.path.join(REPO, folder, "*.yaml")):
+        for path in [p for pattern in ("*.py", "*.yaml", "*.properties")  # code and its package data
+                     for p in glob.glob(os.path.join(REPO, folder, pattern))]:
             names.add(f"{package}/{os.path.basename(path)}")
     return names
 
@@ -48,7 +49,8 @@ def test_wheel_lists_only_what_a_cluster_runs(packaged):
     assert folders == set(MAPPING.values()), sorted(folders)
     assert set(files) == _expected(), sorted(set(files) ^ _expected())
     assert not [n for n in names if "groundtruth" in n or n.startswith(("tools/", "tests/", "benchmarks/", "scripts/"))]
-    assert all(n.endswith((".py", ".yaml")) for n in files), [n for n in files if not n.endswith((".py", ".yaml"))]
+    assert all(n.endswith((".py", ".yaml", ".properties")) for n in files), \
+        [n for n in files if not n.endswith((".py", ".yaml", ".properties"))]
 
 
 def test_wheel_matches_zip_and_declares_the_command(packaged):

@@ -11,6 +11,7 @@ on executors; the driver only sees the class list and the fitted coefficients.
 from __future__ import annotations
 
 import logging
+import math
 
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.functions import array_to_vector, vector_to_array
@@ -18,6 +19,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 log = logging.getLogger("sparkdup")
+
+# Training rows per partition: enough parallel work at scale, one partition for small sets.
+ROWS_PER_TRAINING_PARTITION = 50_000
 
 
 def class_index(labelled: DataFrame, min_members: int) -> tuple[DataFrame, dict[str, int]]:
@@ -44,9 +48,14 @@ def cross_fitted_probabilities(labelled: DataFrame, index: DataFrame, n_classes:
     0). labelled has image_id, label, embedding, fold; every row is scored, also those of
     labels too small to be classes."""
     k = int(an["label_folds"])
+    # The same rows in the same partitions in the same order, whatever the input's partitioning
+    # (local mode, a cluster, another shuffle setting): MLlib sums gradients per partition, so
+    # only then do the fits, and the borderline label issues, come out the same everywhere.
+    n_parts = max(1, math.ceil(labelled.count() / ROWS_PER_TRAINING_PARTITION))
     data = (labelled.join(F.broadcast(index), "label", "left")
             .select("image_id", "fold", F.col("idx").cast("double").alias("idx"),
                     array_to_vector("embedding").alias("features"))
+            .repartition(n_parts, "image_id").sortWithinPartitions("image_id")
             .checkpoint(eager=True))  # the K fits and scorings read it
     lr = LogisticRegression(featuresCol="features", labelCol="idx", family="multinomial",
                             regParam=float(an["label_reg"]), elasticNetParam=0.0,
