@@ -21,6 +21,8 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -70,10 +72,16 @@ def read_queries(spark: SparkSession, sources: list[str], cfg: dict) -> list[Que
 
 
 def index_root(spark: SparkSession, output: str) -> str:
-    """The index of the run that wrote the `neighbors` table (an index another run of this
-    session published may still lie beside it)."""
-    row = read_table(spark, output, "neighbors").select("run_id").first()
-    root = indexes.index_root(output, row["run_id"]) if row is not None else None
+    """The index of the last run that wrote the `neighbors` table (an index another run of
+    this session published may still lie beside it; after --append the table's rows carry
+    the runs that last changed them, so the `runs` table names the last one)."""
+    from sparkdup.append import latest_run
+
+    run = latest_run(spark, output, "neighbors")
+    if run is None:
+        row = read_table(spark, output, "neighbors").select("run_id").first()
+        run = row["run_id"] if row is not None else None
+    root = indexes.index_root(output, run) if run is not None else None
     if root is None or not indexes.has_meta(spark, root):
         raise OutputError(f"{output} has no neighbour index to search (made before search existed, or with "
                           f"neighbors.keep_index=false): rerun `sparkdup neighbors --output {output}`")
@@ -175,6 +183,34 @@ def format_json(rows: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------- job
+def _preload_model(name: str, wait_s: float = 300.0) -> None:
+    """Load the model while the JVM builds its SparkContext: both take about 20 s, mostly
+    on different cores. Loading starts once the JVM is launched (its gateway is up), because
+    the model load points descriptor 2 at a filter for a moment and a JVM spawned then would
+    inherit the filter as its stderr. A failure is left for the search's own load to report."""
+    from pyspark import SparkContext
+
+    from sparkdup.udfs.embed import get_model
+
+    deadline = time.time() + wait_s
+    while SparkContext._gateway is None and time.time() < deadline:  # noqa: SLF001
+        time.sleep(0.05)
+    try:
+        get_model(name)
+    except Exception:  # noqa: BLE001 - the search loads it again and says what is wrong
+        log.debug("search: preloading %s failed", name, exc_info=True)
+
+
+def before_work(cfg, args: argparse.Namespace) -> None:
+    """Before Spark starts: begin loading the configured model in the background (the
+    model of the existing embeddings is checked in find(); a different one loads there)."""
+    from sparkdup.models.registry import model_name, with_size
+
+    emb = cfg["embed"]
+    name = with_size(model_name(emb["model"], emb["weights"]), emb["input_size"])
+    threading.Thread(target=_preload_model, args=(name,), name="sparkdup-model-preload", daemon=True).start()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("queries", nargs="+", metavar="IMAGE_OR_FOLDER", help="query image files or folders")
     add_setting_flags(parser, "--k")
@@ -182,6 +218,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
+    # A search joins a few rows: one shuffle partition per core, not Spark's 200.
+    spark.conf.set("spark.sql.shuffle.partitions", str(spark.sparkContext.defaultParallelism))
     rows = find(spark, cfg, args.output, list(args.queries))
     text = format_json(rows) if getattr(args, "json", False) else format_table(rows)
     if text:
