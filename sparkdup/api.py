@@ -79,35 +79,42 @@ def _call(stage: str, output: str, spark: SparkSession | None, cfg: Settings, ru
 
 def run(input: str | None = None, output: str | None = None, *, manifest: str | None = None,
         spark: SparkSession | None = None, settings: Settings | Mapping[str, Any] | None = None,
-        profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None) -> Result:
+        profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None,
+        append: bool = False) -> Result:
     """The whole pipeline (ingest, embed, neighbors, analyze, report), like `sparkdup run`."""
     cfg = checked_settings(settings, profile, conf)
-    return _call("run", _required(output), spark, cfg, run_id, input=input, manifest=manifest)
+    return _call("run", _required(output), spark, cfg, run_id, input=input, manifest=manifest, append=append)
 
 
 def ingest(input: str | None = None, output: str | None = None, *, manifest: str | None = None,
            spark: SparkSession | None = None, settings: Settings | Mapping[str, Any] | None = None,
-           profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None) -> Result:
+           profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None,
+        append: bool = False) -> Result:
     """List and read the input into `images`, like `sparkdup ingest`."""
     cfg = checked_settings(settings, profile, conf)
-    return _call("ingest", _required(output), spark, cfg, run_id, input=input, manifest=manifest)
+    return _call("ingest", _required(output), spark, cfg, run_id, input=input, manifest=manifest, append=append)
 
 
-def _stage_function(stage: str, doc: str):
+def _stage_function(stage: str, doc: str, appends: bool = False):
     def call(output: str, *, spark: SparkSession | None = None,
              settings: Settings | Mapping[str, Any] | None = None, profile: str | None = None,
-             conf: Iterable[str] = (), run_id: str | None = None) -> Result:
+             conf: Iterable[str] = (), run_id: str | None = None, **flags) -> Result:
+        if set(flags) - ({"append"} if appends else set()):
+            raise TypeError(f"{stage}() got unexpected arguments {sorted(flags)}")
         cfg = checked_settings(settings, profile, conf)
-        return _call(stage, output, spark, cfg, run_id)
+        return _call(stage, output, spark, cfg, run_id, **flags)
 
     call.__name__ = call.__qualname__ = stage
     call.__doc__ = doc
     return call
 
 
-embed = _stage_function("embed", "Embed every readable image of `images` into `embeddings`, like `sparkdup embed`.")
-neighbors = _stage_function("neighbors", "The k nearest neighbours of every embedding, like `sparkdup neighbors`.")
-analyze = _stage_function("analyze", "Duplicate groups, outliers, leaks and label issues, like `sparkdup analyze`.")
+embed = _stage_function("embed", "Embed every readable image of `images` into `embeddings`, like `sparkdup embed` "
+                        "(append=True: only new or changed images).", appends=True)
+neighbors = _stage_function("neighbors", "The k nearest neighbours of every embedding, like `sparkdup neighbors` "
+                            "(append=True: only new vectors are queried).", appends=True)
+analyze = _stage_function("analyze", "Duplicate groups, outliers, leaks and label issues, like `sparkdup analyze` "
+                          "(append=True: merged into the tables).", appends=True)
 report = _stage_function("report", "The HTML report under <output>/report, like `sparkdup report`.")
 
 
