@@ -53,8 +53,12 @@ def check_format(cfg: dict, output: str) -> None:
 
 
 def is_first_run(spark: SparkSession, output: str, table: str) -> bool:
-    """True (and said in the log) when --append finds no `table` to append to."""
+    """True (and said in the log) when --append finds no `table` to append to; a Parquet
+    table there (an output written with --format parquet) is refused in one line."""
     if path_exists(spark, table_path(output, table)):
+        if not path_exists(spark, table_path(output, table) + "/_delta_log"):
+            raise OutputError(f"--append needs Delta tables; {table_path(output, table)} is a Parquet table "
+                              f"(written with --format parquet): rerun without --append")
         return False
     log.info("--append: %s has no %s table yet; this is a first run", output, table)
     return True
