@@ -27,7 +27,7 @@ from sparkdup.findings.labels import label_issues
 from sparkdup.findings.leaks import leaks
 from sparkdup.findings.outliers import outliers
 from sparkdup.session import ensure_checkpoint_dir
-from sparkdup.stage import add_setting_flags
+from sparkdup.stage import add_append_flag, add_setting_flags
 from sparkdup.tables import read_table, write_table
 
 log = logging.getLogger("sparkdup")
@@ -37,28 +37,37 @@ TABLES = ("duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_iss
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_setting_flags(parser, "--duplicate-similarity")
+    add_append_flag(parser)
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     an, fmt, out = cfg["analyze"], cfg["output"]["format"], args.output
     ensure_checkpoint_dir(spark, cfg, out)
+    appending = bool(getattr(args, "append", False))
+    if appending:  # findings over everything, each table then updated by one MERGE
+        from sparkdup.append import check_format, merge_table
+
+        check_format(cfg, out)
+
+    def save(df, output, name, fmt):
+        return merge_table(df, output, name) if appending else write_table(df, output, name, fmt)
     # Several findings read these: each is read once and kept (memory, else local disk).
     images, embeddings, neighbors = (read_table(spark, out, t).persist(StorageLevel.MEMORY_AND_DISK)
                                      for t in ("images", "embeddings", "neighbors"))
     stamp = F.lit(run_id).alias("run_id")
     log.info("analyze: duplicate pairs (candidate neighbour pairs verified by aligned thumbnails)")
-    write_table(duplicate_pairs(images, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
+    save(duplicate_pairs(images, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
     pairs = read_table(spark, out, "duplicate_pairs")
     log.info("analyze: duplicate groups (components of verified pairs split into stars)")
-    write_table(duplicate_groups(images, pairs, an).select("*", stamp), out, "duplicate_groups", fmt)
+    save(duplicate_groups(images, pairs, an).select("*", stamp), out, "duplicate_groups", fmt)
     groups = read_table(spark, out, "duplicate_groups")
     log.info("analyze: outliers (k-th neighbour distance, within-label distance, pixel evidence)")
-    write_table(outliers(images, neighbors, embeddings, an).select("*", stamp), out, "outliers", fmt)
+    save(outliers(images, neighbors, embeddings, an).select("*", stamp), out, "outliers", fmt)
     log.info("analyze: leaks between splits")
-    write_table(leaks(groups, embeddings).select("*", stamp), out, "leaks", fmt)
+    save(leaks(groups, embeddings).select("*", stamp), out, "leaks", fmt)
     log.info("analyze: label issues (cross-fitted MLlib classifier + confident learning, neighbour votes, "
              "mixed duplicate groups)")
-    write_table(label_issues(images, neighbors, embeddings, groups, an).select("*", stamp), out, "label_issues", fmt)
+    save(label_issues(images, neighbors, embeddings, groups, an).select("*", stamp), out, "label_issues", fmt)
     counts = {
         "duplicate_pairs_verified": pairs.where("is_duplicate").count(),
         "duplicate_groups": groups.select("group_id").distinct().count(),

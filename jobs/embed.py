@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -27,7 +28,7 @@ from sparkdup.models.shipping import ShippedModel, ship_model
 from sparkdup.partitioning import by_image_count
 from sparkdup.progress import track
 from sparkdup.schemas import image_id
-from sparkdup.stage import add_setting_flags
+from sparkdup.stage import add_append_flag, add_setting_flags
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.embed import configured_model, embed_arrays, embed_contents
@@ -109,20 +110,66 @@ def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_setting_flags(parser, "--model", "--batch-size")
+    add_append_flag(parser)
+
+
+def to_embed(spark: SparkSession, images: DataFrame, previous: DataFrame, output: str) -> DataFrame:
+    """(image_id) of the ok images --append embeds: those the last ingest wrote, and those
+    without a vector."""
+    from sparkdup.append import latest_run
+
+    ok = images.where(F.col("status") == "ok")
+    return (ok.where(F.col("run_id") == F.lit(latest_run(spark, output, "ingest"))).select("image_id")
+            .unionByName(ok.select("image_id").join(previous, "image_id", "left_anti")).distinct())
+
+
+def appended_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, previous: DataFrame, run_id: str,
+                        output: str) -> tuple[DataFrame, DataFrame]:
+    """(full table, this run's new vectors) for --append: the ok images the last ingest
+    wrote (new, changed or relabelled) and those without a vector are embedded; every other
+    ok image keeps its vector (a relabelled file that ingest did not read again keeps its
+    vector when there are no kept model inputs for it); vectors of images no longer ok go."""
+    todo = to_embed(spark, images, previous, output)
+    ok = images.where(F.col("status") == "ok")
+    fresh = build_embeddings(spark, cfg, images.join(todo, "image_id", "left_semi"), run_id, output)
+    fresh = fresh.persist(StorageLevel.MEMORY_AND_DISK)  # counted, then merged: the model runs once
+    kept = (previous.join(ok.select("image_id"), "image_id", "left_semi")
+            .join(fresh.select("image_id"), "image_id", "left_anti"))
+    return kept.unionByName(fresh), fresh
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg["decode"]["arrow_batch_rows"]))
     images = read_table(spark, args.output, "images")
     n_ok = images.where(F.col("status") == "ok").count()
-    with track(spark, "embedding images", n_ok):
-        path = write_table(build_embeddings(spark, cfg, images, run_id, args.output, n_ok), args.output, "embeddings",
-                           cfg["output"]["format"])
+    previous = None
+    if getattr(args, "append", False):
+        from sparkdup import append
+
+        append.check_format(cfg, args.output)
+        append.check_model(spark, cfg, args.output)
+        if not append.is_first_run(spark, args.output, "embeddings"):
+            previous = read_table(spark, args.output, "embeddings")
+    if previous is None:
+        with track(spark, "embedding images", n_ok):
+            path = write_table(build_embeddings(spark, cfg, images, run_id, args.output, n_ok), args.output, "embeddings",
+                               cfg["output"]["format"])
+        embedded = read_table(spark, args.output, "embeddings").count()
+    else:
+        from sparkdup.append import merge_table
+
+        full, fresh = appended_embeddings(spark, cfg, images, previous, run_id, args.output)
+        try:
+            with track(spark, "embedding new images", to_embed(spark, images, previous, args.output).count()):
+                embedded = fresh.count()
+            path = merge_table(full, args.output, "embeddings")
+        finally:
+            fresh.unpersist()
     n = read_table(spark, args.output, "embeddings").count()
-    log.info("embeddings: %d of %d readable images at %s", n, n_ok, path)
+    log.info("embeddings: %d of %d readable images at %s (%d embedded by this run)", n, n_ok, path, embedded)
     if n < n_ok:
         log.warning("%d readable images could not be embedded (changed or removed since ingest?)", n_ok - n)
-    return {"embeddings": n, "not_embedded": n_ok - n}
+    return {"embeddings": n, "embedded": embedded, "not_embedded": n_ok - n}
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ from sparkdup.preflight import concurrent_write_error, preflight
 from sparkdup.progress import track
 from sparkdup.runs import listing_warnings, provenance
 from sparkdup.schemas import TABLES, image_id
-from sparkdup.stage import add_setting_flags
-from sparkdup.tables import path_exists, write_table
+from sparkdup.stage import add_append_flag, add_setting_flags
+from sparkdup.tables import path_exists, read_table, write_table
 from sparkdup.udfs.decode import Limits
 from sparkdup.udfs.ingest import describe_batch, describe_files
 
@@ -333,6 +333,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_setting_flags(parser, "--glob")
     parser.add_argument("--manifest", help="CSV, Parquet or Delta table with a path column")
     add_setting_flags(parser, "--layout")
+    add_append_flag(parser)
 
 
 class Inputs(NamedTuple):
@@ -377,21 +378,39 @@ def list_input(spark: SparkSession, cfg: dict, source: str | None, manifest: str
     return Inputs(listing, contents.join(remote.select("path"), "path", "left_semi"), found, typed, n)
 
 
-def images_from(inputs: Inputs, cfg: dict, run_id: str, output: str | None = None) -> DataFrame:
+def images_from(inputs: Inputs, cfg: dict, run_id: str, output: str | None = None,
+                previous: DataFrame | None = None) -> DataFrame:
     """The images table; given `output`, each file's model input and thumbnail are kept
-    beside it for the later stages (sparkdup.decoded: decode once per run)."""
+    beside it for the later stages (sparkdup.decoded: decode once per run). Given the
+    `previous` images table (--append), only new or changed files are read: the others
+    keep their description (sparkdup.append_ingest), and vanished ones come back `missing`."""
+    from sparkdup import append_ingest
+
     limits = decoded.decode_limits(cfg)
     prepare = decoded.prepare_for(cfg) if output else None
-    listing = inputs.listing
-    described = describe_local(spread(listing, inputs.n), limits, prepare)
-    if inputs.contents is not None:
-        remote = describe_contents(inputs.contents, limits, prepare).withColumn("image_id", image_id()).drop("path")
+    listing, to_read, n_read, contents, reused = inputs.listing, inputs.listing, inputs.n, inputs.contents, None
+    if previous is not None:
+        unchanged = append_ingest.unchanged_ids(listing, previous)
+        to_read = listing.join(unchanged, "image_id", "left_anti")
+        n_read = to_read.count()
+        log.info("--append: %d new or changed files to read, %d unchanged", n_read, inputs.n - n_read)
+        reused = append_ingest.descriptions(previous, unchanged, ["content_hash"] + DESCRIBE_SCHEMA.names)
+        if contents is not None:
+            contents = contents.join(to_read.select("path"), "path", "left_semi")
+    described = describe_local(spread(to_read, n_read), limits, prepare)
+    if contents is not None:
+        remote = describe_contents(contents, limits, prepare).withColumn("image_id", image_id()).drop("path")
         described = described.unionByName(remote)
     if prepare is not None:
         described = decoded.keep(described, output, prepare)
+    if reused is not None:
+        described = described.unionByName(reused)
     if inputs.typed is not None:
         listing = listing.join(inputs.typed, "manifest_line", "left")
-    return assemble_images(listing, described, cfg, run_id)
+    images = assemble_images(listing, described, cfg, run_id)
+    if previous is not None:
+        images = images.unionByName(append_ingest.missing(previous, listing, run_id), allowMissingColumns=True)
+    return images
 
 
 def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: str | None, run_id: str,
@@ -401,6 +420,10 @@ def build_images(spark: SparkSession, cfg: dict, source: str | None, manifest: s
 
 def before_work(cfg, args: argparse.Namespace) -> None:
     """The checks that need no Spark session (local input and output), run before it starts."""
+    if getattr(args, "append", False):
+        from sparkdup.append import check_format
+
+        check_format(cfg, args.output)
     preflight(None, cfg, argparse.Namespace(**(vars(args) | {"glob": cfg["ingest"]["glob"]})))
 
 
@@ -414,20 +437,35 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     n_files, found = inputs.n, inputs.found
     seconds = time.time() - started
     log.info("listed %s files in %.1f s (%.0f files/s)", f"{n_files:,}", seconds, n_files / max(seconds, 1e-9))
+    fmt = cfg["output"]["format"]
+    previous = None
+    if getattr(args, "append", False):
+        from sparkdup import append
+
+        append.check_format(cfg, args.output)
+        if not append.is_first_run(spark, args.output, "images"):
+            previous = read_table(spark, args.output, "images")
     try:
         with track(spark, "reading images", n_files):
-            images = images_from(inputs, cfg, run_id, args.output)  # keeping model inputs runs the decode
-            path = write_table(images, args.output, "images", cfg["output"]["format"])
+            images = images_from(inputs, cfg, run_id, args.output, previous)  # keeping model inputs runs the decode
+            if previous is None:
+                path = write_table(images, args.output, "images", fmt)
+            else:
+                from sparkdup.append import merge_table
+
+                path = merge_table(images, args.output, "images")
     except Exception as exc:  # Delta's conflict with a concurrent writer becomes one line
         clean = concurrent_write_error(exc, args.output)
         if clean is None:
             raise
         raise clean from None
-    counts = {r["status"]: r["count"] for r in spark.read.format(cfg["output"]["format"]).load(path)
-              .groupBy("status").count().collect()}
+    written = spark.read.format(fmt).load(path)
+    counts = {r["status"]: r["count"] for r in written.groupBy("status").count().collect()}
     total = sum(counts.values())
     log.info("images: %d rows at %s (%s)", total, path, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     out = {"images": total, "rows_written": total} | {f"status_{k}": v for k, v in counts.items()}
+    if previous is not None:  # what this run changed: the rows stamped with its run_id
+        out["rows_written"] = written.where(F.col("run_id") == run_id).count()
     out |= found.counts() if found is not None else {"files_listed": n_files}
     for message in listing_warnings(out):
         log.warning(message)

@@ -25,7 +25,8 @@ each Python worker reads the index of the bucket it queries into memory once (ab
 4 dim + 8 M bytes per vector; one bucket at a time per worker). No task sees an index of
 a bucket it does not query. The driver handles the centroids, bucket sizes and file names
 only. At most max_bucket_size vectors are indexed per bucket (logged when hit). The index
-stays after the run (neighbors.keep_index), earlier runs' indexes are removed. Vectors
+stays after the run (neighbors.keep_index), with meta.json beside it (backend, dim,
+centroids: what `sparkdup search` and --append need), earlier runs' indexes are removed. Vectors
 travel through the stage's cache and shuffles as float32 bytes, or float16
 (neighbors.vector_dtype: half the bytes, recall@10 0.9986 against 0.9994 measured) and
 are float32 again in the tasks.
@@ -56,7 +57,7 @@ from pyspark.sql import functions as F
 from sparkdup import indexes
 from sparkdup.errors import ConfigError
 from sparkdup.progress import track
-from sparkdup.stage import add_setting_flags
+from sparkdup.stage import add_append_flag, add_setting_flags
 from sparkdup.tables import read_table, write_table
 from sparkdup.udfs import backends
 from sparkdup.udfs.buckets import fit_centroids
@@ -181,10 +182,14 @@ def _params(spark: SparkSession, nb: dict, build: bool = False) -> backends.Para
 
 # ---------------------------------------------------------------- the search
 def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
-           persisted: list | None = None) -> DataFrame | None:
+           persisted: list | None = None, fitted: dict | None = None,
+           queried: DataFrame | None = None) -> DataFrame | None:
     """Top-k candidates per embedded image: (src, dst array, sim array), self excluded.
     None when there is nothing to search. Frames it persists are appended to `persisted`
-    (unpersist them once the result is written)."""
+    (unpersist them once the result is written). --append (sparkdup.append_neighbors)
+    passes the previous index's meta as `fitted`, whose centroids are kept (every vector,
+    old and new, goes to its nearest existing bucket), and `queried` (image_id), the only
+    vectors searched for."""
     backend, k = nb["backend"], int(nb["k"])
     emb = emb.where(F.col("embedding").isNotNull())
     n, dim = embedding_stats(emb)
@@ -198,13 +203,19 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     seed = int(nb["seed"])
     n_buckets = 1 if backend == "exact" else choose_buckets(n, nb)
     centroids = None
-    if n_buckets > 1:
+    if fitted is not None:
+        n_buckets = int(fitted["buckets"])
+        centroids = None if fitted["centroids"] is None else np.asarray(fitted["centroids"], np.float32)
+        fitted_on = int(fitted["vectors"])
+    elif n_buckets > 1:
         sample = sample_vectors(emb, n, int(nb["sample_size"]), dim, seed)
         if len(sample) < 20 * n_buckets:
             log.warning("neighbors: %d sampled vectors for %d buckets: centroids will be rough "
                         "(raise neighbors.sample_size)", len(sample), n_buckets)
         centroids = fit_centroids(sample, n_buckets, int(nb["kmeans_iterations"]), seed)
         n_buckets = len(centroids)
+    if fitted is None:
+        fitted_on = n
     probe = min(int(nb["probe_buckets"]), n_buckets)
     log.info("neighbors: %d vectors of %d dimensions, backend %s, %d bucket(s), probing %d, k=%d",
              n, dim, backend, n_buckets, probe, k)
@@ -215,8 +226,13 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
         persisted.append(assigned)
     sizes, asked = bucket_counts(assigned, n, n_buckets)
     files = build_indexes(spark, assigned, backend, sizes, dim, n_buckets, nb, root)
+    indexes.write_meta(spark, root, {"backend": backend, "dim": dim, "buckets": n_buckets, "vectors": fitted_on,
+                                     "centroids": None if centroids is None else centroids.tolist()})
     plan = backends.QueryPlan(backend=backend, dim=dim, k=k, files={b: u.rsplit("/", 1)[1] for b, u in files.items()},
                               params=_params(spark, nb), local_dir=nb["index_dir"] or None)
+    if queried is not None:  # --append: only the new vectors are searched for
+        assigned = assigned.join(queried, "image_id", "left_semi")
+        _, asked = bucket_counts(assigned, assigned.count(), n_buckets)
     layout = indexes.layout(asked, int(nb["query_rows_per_partition"]), int(nb["index_copies"]),
                             spark.sparkContext.defaultParallelism)
     queries = assigned.select("image_id", F.posexplode("buckets").alias("probe", "bucket"), "vec")
@@ -292,21 +308,74 @@ def build_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataFram
 # ---------------------------------------------------------------- job
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_setting_flags(parser, "--backend", "--k")
+    add_append_flag(parser)
+
+
+def previous_meta(spark: SparkSession, output: str) -> dict | None:
+    """The meta.json of the index the last neighbors run left (None when there is none)."""
+    from sparkdup.append import latest_run
+
+    run = latest_run(spark, output, "neighbors")
+    root = indexes.index_root(output, run) if run else None
+    return indexes.read_meta(spark, root) if root and indexes.has_meta(spark, root) else None
+
+
+def appended_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataFrame, previous: DataFrame,
+                       nb: dict, run_id: str, root: str, output: str, meta: dict | None,
+                       persisted: list) -> DataFrame:
+    """The full `neighbors` table for --append (sparkdup.append_neighbors): only the new
+    vectors are queried when the previous index can grow, else every vector (a refit)."""
+    from sparkdup import append_neighbors as an
+    from sparkdup.append import latest_run
+
+    n, dim = embedding_stats(embeddings.where(F.col("embedding").isNotNull()))
+    reason = an.refit_reason(meta, nb["backend"], dim, n, float(nb["append_refit_growth"]))
+    if reason is not None:
+        log.info("--append: neighbors refits its buckets and queries all %d vectors: %s", n, reason)
+        return build_neighbors(spark, embeddings, images, nb, run_id, root, persisted)
+    new = an.new_ids(embeddings, previous, latest_run(spark, output, "embed")).persist()
+    queried = an.to_query(embeddings, previous, new).persist()
+    persisted += [new, queried]
+    log.info("--append: querying %d new vectors and %d whose list lost a neighbour, of %d, against the grown "
+             "index", new.count(), queried.count() - new.count(), n)
+    wide = {**nb, "k": 2 * int(nb["k"])}  # 2k: the reversed edges reach the old lists they rank in
+    found = search(spark, embeddings, wide, root, persisted, fitted=meta, queried=queried)
+    candidates = an.merged_candidates(found, previous, embeddings, queried)
+    links = hash_edges(images, int(nb["hash_group_max"]))
+    return assemble(candidates, links, int(nb["k"]), backends.get(nb["backend"]).source, run_id)
 
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     nb = cfg["neighbors"]
     embeddings = read_table(spark, args.output, "embeddings")
     images = read_table(spark, args.output, "images")
+    previous = None
+    if getattr(args, "append", False):
+        from sparkdup import append
+
+        append.check_format(cfg, args.output)
+        if not append.is_first_run(spark, args.output, "neighbors"):
+            previous = read_table(spark, args.output, "neighbors")
+            meta = previous_meta(spark, args.output)
     root = indexes.index_root(args.output, run_id)
     indexes.clean_earlier(spark, args.output, keep=run_id)
     previous_batch = spark.conf.get(ARROW_BATCH_KEY, None)
     spark.conf.set(ARROW_BATCH_KEY, str(nb["arrow_batch_rows"]))
     persisted: list = []
     try:
-        edges = build_neighbors(spark, embeddings, images, nb, run_id, root, persisted)
-        with track(spark, "querying images", embeddings.count()):
-            path = write_table(edges, args.output, "neighbors", cfg["output"]["format"])
+        if previous is None:
+            edges = build_neighbors(spark, embeddings, images, nb, run_id, root, persisted)
+            with track(spark, "querying images", embeddings.count()):
+                path = write_table(edges, args.output, "neighbors", cfg["output"]["format"])
+        else:
+            from sparkdup.append import merge_table
+
+            previous = previous.persist(StorageLevel.MEMORY_AND_DISK)  # the old lists, read before the MERGE
+            persisted.append(previous)
+            edges = appended_neighbors(spark, embeddings, images, previous, nb, run_id, root, args.output, meta,
+                                       persisted)
+            with track(spark, "querying new images", embeddings.count()):
+                path = merge_table(edges, args.output, "neighbors")
     finally:
         if previous_batch is not None:
             spark.conf.set(ARROW_BATCH_KEY, previous_batch)

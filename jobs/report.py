@@ -55,8 +55,11 @@ def thumbnails(spark: SparkSession, output: str, images: DataFrame, ids: list[in
         return {}
     wanted = spark.createDataFrame([(int(i),) for i in ids], "image_id long")
     kept = decoded.thumbnails(spark, output, wanted)
-    if kept is not None:
-        return {i: data_uri(jpeg) for i, jpeg in kept.items()}
+    uris = {i: data_uri(jpeg) for i, jpeg in (kept or {}).items()}
+    rest = [int(i) for i in ids if int(i) not in uris]  # after --append, ingest kept only the new files'
+    if not rest:
+        return uris
+    wanted = spark.createDataFrame([(i,) for i in rest], "image_id long")
     side, limits = int(cfg["report"]["thumbnail_side"]), decoded.decode_limits(cfg)
 
     @pandas_udf(T.StringType())
@@ -66,10 +69,10 @@ def thumbnails(spark: SparkSession, output: str, images: DataFrame, ids: list[in
     contents = read_contents(spark, images.join(F.broadcast(wanted), "image_id").select("image_id", "path"),
                              cfg["decode"]["max_file_bytes"])
     if contents is None:
-        return {}
-    with track(spark, "making thumbnails", len(ids)):
+        return uris
+    with track(spark, "making thumbnails", len(rest)):
         rows = contents.select("image_id", thumb.asNondeterministic()("content").alias("uri")).collect()
-    return {r.image_id: r.uri for r in rows if r.uri}
+    return uris | {r.image_id: r.uri for r in rows if r.uri}
 
 
 # ---------------------------------------------------------------- one function per finding

@@ -36,6 +36,14 @@ def before_work(cfg, args: argparse.Namespace) -> None:
     _stage("ingest").before_work(cfg, args)
 
 
+def check_append(spark: SparkSession, cfg: dict, args: argparse.Namespace) -> None:
+    """--append's refusals before any stage writes: Parquet output, another model or size."""
+    from sparkdup import append
+
+    append.check_format(cfg, args.output)
+    append.check_model(spark, cfg, args.output)
+
+
 def findings(counts: dict) -> list[tuple[str, int]]:
     """(what, how many) for the table printed at the end of a run."""
     return [
@@ -44,7 +52,7 @@ def findings(counts: dict) -> list[tuple[str, int]]:
          + counts.get("files_skipped_hidden", 0)),
         ("images", counts.get("images", 0)),
         ("  not readable (broken, empty, ...)", counts.get("images", 0) - counts.get("status_ok", 0)),
-        ("embedded", counts.get("embeddings", 0)),
+        ("embedded", counts.get("embedded", counts.get("embeddings", 0))),
         ("duplicate groups", counts.get("duplicate_groups", 0)),
         ("  duplicates to remove", counts.get("duplicates_to_remove", 0)),
         ("outliers", counts.get("outliers", 0)),
@@ -74,6 +82,8 @@ def summary_json(counts: dict, output: str) -> str:
 
 def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
     counts: dict = {}
+    if getattr(args, "append", False):
+        check_append(spark, cfg, args)
     for i, name in enumerate(PIPELINE, 1):
         log.info("stage %d/%d: %s", i, len(PIPELINE), name)
         counts.update(run_stage(_stage(name), spark, cfg, args, run_id))

@@ -1,12 +1,13 @@
 """sparkdup: find what is wrong with large image datasets, on Apache Spark.
 
 From Python (notebooks): ``sparkdup.run(input, output)`` and one function per stage
-(``ingest``, ``embed``, ``neighbors``, ``analyze``, ``report``, ``export``), see
+(``ingest``, ``embed``, ``neighbors``, ``analyze``, ``report``, ``export``) and
+``search``, see
 :mod:`sparkdup.api`. They are loaded on first use, so ``import sparkdup`` stays cheap.
 """
 __version__ = "0.1.0"
 
-_API = ("run", "ingest", "embed", "neighbors", "analyze", "report", "export", "checked_settings", "Result")
+_API = ("run", "ingest", "embed", "neighbors", "analyze", "report", "export", "search", "checked_settings", "Result")
 
 
 def __getattr__(name: str):

@@ -79,35 +79,42 @@ def _call(stage: str, output: str, spark: SparkSession | None, cfg: Settings, ru
 
 def run(input: str | None = None, output: str | None = None, *, manifest: str | None = None,
         spark: SparkSession | None = None, settings: Settings | Mapping[str, Any] | None = None,
-        profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None) -> Result:
+        profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None,
+        append: bool = False) -> Result:
     """The whole pipeline (ingest, embed, neighbors, analyze, report), like `sparkdup run`."""
     cfg = checked_settings(settings, profile, conf)
-    return _call("run", _required(output), spark, cfg, run_id, input=input, manifest=manifest)
+    return _call("run", _required(output), spark, cfg, run_id, input=input, manifest=manifest, append=append)
 
 
 def ingest(input: str | None = None, output: str | None = None, *, manifest: str | None = None,
            spark: SparkSession | None = None, settings: Settings | Mapping[str, Any] | None = None,
-           profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None) -> Result:
+           profile: str | None = None, conf: Iterable[str] = (), run_id: str | None = None,
+        append: bool = False) -> Result:
     """List and read the input into `images`, like `sparkdup ingest`."""
     cfg = checked_settings(settings, profile, conf)
-    return _call("ingest", _required(output), spark, cfg, run_id, input=input, manifest=manifest)
+    return _call("ingest", _required(output), spark, cfg, run_id, input=input, manifest=manifest, append=append)
 
 
-def _stage_function(stage: str, doc: str):
+def _stage_function(stage: str, doc: str, appends: bool = False):
     def call(output: str, *, spark: SparkSession | None = None,
              settings: Settings | Mapping[str, Any] | None = None, profile: str | None = None,
-             conf: Iterable[str] = (), run_id: str | None = None) -> Result:
+             conf: Iterable[str] = (), run_id: str | None = None, **flags) -> Result:
+        if set(flags) - ({"append"} if appends else set()):
+            raise TypeError(f"{stage}() got unexpected arguments {sorted(flags)}")
         cfg = checked_settings(settings, profile, conf)
-        return _call(stage, output, spark, cfg, run_id)
+        return _call(stage, output, spark, cfg, run_id, **flags)
 
     call.__name__ = call.__qualname__ = stage
     call.__doc__ = doc
     return call
 
 
-embed = _stage_function("embed", "Embed every readable image of `images` into `embeddings`, like `sparkdup embed`.")
-neighbors = _stage_function("neighbors", "The k nearest neighbours of every embedding, like `sparkdup neighbors`.")
-analyze = _stage_function("analyze", "Duplicate groups, outliers, leaks and label issues, like `sparkdup analyze`.")
+embed = _stage_function("embed", "Embed every readable image of `images` into `embeddings`, like `sparkdup embed` "
+                        "(append=True: only new or changed images).", appends=True)
+neighbors = _stage_function("neighbors", "The k nearest neighbours of every embedding, like `sparkdup neighbors` "
+                            "(append=True: only new vectors are queried).", appends=True)
+analyze = _stage_function("analyze", "Duplicate groups, outliers, leaks and label issues, like `sparkdup analyze` "
+                          "(append=True: merged into the tables).", appends=True)
 report = _stage_function("report", "The HTML report under <output>/report, like `sparkdup report`.")
 
 
@@ -117,6 +124,26 @@ def export(output: str, to: str, *, spark: SparkSession | None = None,
     """The curated table and petastorm dataset under `to`, like `sparkdup export`."""
     cfg = checked_settings(settings, profile, conf)
     return _call("export", output, spark, cfg, run_id, to=to)
+
+
+def search(queries: str | Iterable[str], output: str, *, k: int | None = None, spark: SparkSession | None = None,
+           settings: Settings | Mapping[str, Any] | None = None, profile: str | None = None,
+           conf: Iterable[str] = ()):
+    """The k nearest images of `output` to each query image or folder, like `sparkdup search`:
+    a pandas DataFrame (query, status, error, rank, path, similarity, group_id, duplicate).
+    Reads only: no `runs` row, no table written."""
+    import pandas as pd
+
+    from sparkdup.jobs.search import find
+    from sparkdup.session import get_spark
+
+    cfg = checked_settings(settings, profile, conf)
+    if spark is None:
+        spark = get_spark(cfg)
+    sources = [queries] if isinstance(queries, str) else list(queries)
+    rows = find(spark, cfg, _required(output), sources, k)
+    return pd.DataFrame(rows, columns=["query", "status", "error", "rank", "path", "similarity", "group_id",
+                                       "duplicate"])
 
 
 def _required(output: str | None) -> str:

@@ -7,7 +7,7 @@ import sys
 
 from sparkdup.stage import add_common_arguments, execute
 
-STAGES = ["run", "ingest", "embed", "neighbors", "analyze", "report", "export"]
+STAGES = ["run", "ingest", "embed", "neighbors", "analyze", "report", "export", "search"]
 
 
 def main(argv: list[str] | None = None) -> int:

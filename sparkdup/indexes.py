@@ -2,7 +2,8 @@
 
 Layout: ``<output>/_index/<run_id>/bucket=<n>/part-*.parquet``, one Parquet file per
 bucket holding that bucket's index file and ids file in 8 MiB chunks
-(``sparkdup.udfs.backends.INDEX_SCHEMA``). It is written by Spark's own writer, so it
+(``sparkdup.udfs.backends.INDEX_SCHEMA``), and ``<output>/_index/<run_id>/meta.json``
+(backend, dim, bucket centroids) for ``sparkdup search``. It is written by Spark's own writer, so it
 works on every Hadoop filesystem the tables do (local, HDFS, s3a://, dbfs:/, abfss://),
 and it is a readable table (``spark.read.parquet(<output>/_index/<run_id>/bucket=<n>)``).
 A leading underscore keeps it out of the way of table readers.
@@ -31,6 +32,7 @@ same output are deleted at the start of a run, except those this session publish
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -46,6 +48,7 @@ from sparkdup.udfs import backends
 log = logging.getLogger("sparkdup")
 
 INDEX_FOLDER = "_index"
+META_FILE = "meta.json"
 
 
 def index_root(output: str, run_id: str) -> str:
@@ -164,7 +167,13 @@ def load_bucket(spark: SparkSession, output: str, run_id: str, bucket: int, back
     Its chunk file is copied through the Hadoop FileSystem API (any scheme) into
     `local_dir` (default: the temporary folder) once, reassembled once, and opened once
     per process (annoy and exact memory-mapped)."""
-    root = index_root(output, run_id)
+    return load_bucket_at(spark, index_root(output, run_id), bucket, backend, dim, local_dir)
+
+
+def load_bucket_at(spark: SparkSession, root: str, bucket: int, backend: str, dim: int,
+                   local_dir: str | None = None) -> backends.LoadedIndex | None:
+    """load_bucket for an index folder `root` (``<output>/_index/<run_id>``)."""
+    run_id = root.rstrip("/").rsplit("/", 1)[-1]
     fs, _ = hadoop_fs(spark, root)
     jvm = spark._jvm  # noqa: SLF001
     found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(f"{root}/bucket={int(bucket)}/*.parquet")) or []
@@ -181,6 +190,33 @@ def load_bucket(spark: SparkSession, output: str, run_id: str, bucket: int, back
         os.replace(tmp, local)
     impl = backends.get(backend)
     return backends.load_index(backend, backends.materialise(local, impl.suffix), dim)
+
+
+def write_meta(spark: SparkSession, root: str, meta: dict) -> None:
+    """`<root>/meta.json`: what a later search needs to query the index without refitting
+    anything (backend, dim, centroids or none for one bucket). Written through the Hadoop
+    FileSystem API, so it lands beside the buckets on any filesystem."""
+    fs, path = hadoop_fs(spark, f"{root}/{META_FILE}")
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(json.dumps(meta).encode("utf-8")))
+    finally:
+        out.close()
+
+
+def has_meta(spark: SparkSession, root: str) -> bool:
+    fs, path = hadoop_fs(spark, f"{root}/{META_FILE}")
+    return bool(fs.exists(path))
+
+
+def read_meta(spark: SparkSession, root: str) -> dict:
+    fs, path = hadoop_fs(spark, f"{root}/{META_FILE}")
+    stream = fs.open(path)
+    try:
+        data = spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)  # noqa: SLF001
+    finally:
+        stream.close()
+    return json.loads(bytes(data).decode("utf-8"))
 
 
 def _published_uris(spark: SparkSession) -> list[str]:

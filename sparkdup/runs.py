@@ -76,8 +76,14 @@ def provenance(spark: SparkSession, output: str) -> list[dict]:
         for table in tables:
             if not path_exists(spark, table_path(output, table)):
                 continue
-            row = read_table(spark, output, table).select("run_id").limit(1).collect()
-            run_id = row[0].run_id if row else next((r for r, s in sorted(runs, key=runs.get, reverse=True)
-                                                     if s == stage), None)
+            # After --append a table's rows carry the runs that last changed them: the latest names it.
+            present = {r.run_id for r in read_table(spark, output, table).select("run_id").distinct().collect()}
+            recorded = sorted((started, r) for (r, s), started in runs.items() if s == stage and r in present)
+            if recorded:
+                run_id = recorded[-1][1]
+            elif present:
+                run_id = sorted(present)[-1]
+            else:  # an empty table: the stage's last run
+                run_id = next((r for r, s in sorted(runs, key=runs.get, reverse=True) if s == stage), None)
             out.append({"table": table, "run_id": run_id, "stage": stage, "started_at": runs.get((run_id, stage))})
     return out

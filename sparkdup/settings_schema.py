@@ -184,6 +184,7 @@ class NeighborsSettings(Section):
     index_dir: Optional[str] = rule()
     vector_dtype: str = rule(choices=("float32", "float16"))
     keep_index: bool = rule()
+    append_refit_growth: float = rule(ge=0.0)
     build_threads: int = rule(ge=0)
 
 

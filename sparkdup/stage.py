@@ -71,6 +71,17 @@ def flag_values(args: argparse.Namespace) -> dict:
     return values
 
 
+def add_append_flag(parser: argparse.ArgumentParser) -> None:
+    """--append (once, though `run` gathers the flags of several stages): bring an existing
+    Delta output up to date, reading and embedding only new or changed files
+    (sparkdup.append)."""
+    if "--append" in parser._option_string_actions:  # noqa: SLF001
+        return
+    parser.add_argument("--append", action="store_true",
+                        help="update an existing output: only new or changed files are read, embedded and "
+                             "queried; one Delta MERGE per table (Delta output only)")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder (any Hadoop URI) holding the result tables")
     add_setting_flags(parser, "--format")
@@ -138,11 +149,14 @@ def stage_name(job) -> str:
 
 
 def run_stage(job, spark, cfg: dict, args: argparse.Namespace, run_id: str) -> dict:
-    """Run one stage's job and append its row to the `runs` table."""
+    """Run one stage's job and append its row to the `runs` table (a READ_ONLY job, such
+    as search, changes nothing, so it records nothing)."""
     from sparkdup.runs import record_run
 
     stage = stage_name(job)
     logs.set_stage(stage)
+    if getattr(job, "READ_ONLY", False):
+        return job.run(spark, cfg, args, run_id) or {}
     started = time.time()
     counts = job.run(spark, cfg, args, run_id) or {}
     seconds = time.time() - started

@@ -33,6 +33,14 @@ def spark():
 
 
 @pytest.fixture(scope="session")
+def appended(spark, tmp_path_factory):
+    """An output grown by `run --append` and a full run over the same files (tests/appendcase.py)."""
+    from tests.appendcase import build
+
+    return build(spark, tmp_path_factory.mktemp("append"))
+
+
+@pytest.fixture(scope="session")
 def cfg():
     from sparkdup.config import load_config
 

@@ -42,7 +42,30 @@ def test_every_documented_query_is_tested():
     assert set(doc_queries()) == {
         "files_to_delete", "delete_exact_and_verified", "pair_evidence", "worst_outliers", "train_val_leaks",
         "label_issues_for_class", "dark_or_blurry", "broken_files", "findings_per_label", "metadata_view",
-        "join_by_path", "join_by_image_id", "wrong_labels_of_class", "outliers_with_reason"}
+        "join_by_path", "join_by_image_id", "wrong_labels_of_class", "outliers_with_reason",
+        "changed_in_last_run", "duplicates_arrived_in_run"}
+
+
+def appended_sql(spark, appended, name: str) -> pd.DataFrame:
+    """A documented query on the output grown by --append (tests/appendcase.py), its tables
+    read by path."""
+    text = re.sub(r"sparkdup\.(\w+)", lambda m: f"delta.`{os.path.join(appended['appended'], m.group(1))}`",
+                  doc_queries()[name]).replace("${run_id}", appended["append_run"])
+    return spark.sql(text).toPandas()
+
+
+def test_changed_in_last_run(spark, appended):
+    df = appended_sql(spark, appended, "changed_in_last_run")
+    assert set(df["path"]) == set(appended["new"].values()) | {appended["names"]["f0"]}
+    assert set(df.loc[df["path"] == appended["names"]["f0"], "status"]) == {"missing"}
+
+
+def test_duplicates_arrived_in_run(spark, appended):
+    df = appended_sql(spark, appended, "duplicates_arrived_in_run")
+    new = appended["new"]
+    assert {new["p_val"], new["q_big"], new["s_whole"]} <= set(df["path"]) <= set(new.values())
+    big = df[df["path"] == new["q_big"]].iloc[0]
+    assert bool(big["is_representative"]) and big["representative_path"] == new["q_big"]
 
 
 def test_files_to_delete(sql, spark):

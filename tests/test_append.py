@@ -1,0 +1,178 @@
+"""`run --append` on real clipart: the same groups and leaks as a full run, one MERGE per
+table, only new files read and embedded, vanished files kept as `missing`, and the
+refusals (Parquet, another model, an output in use)."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+
+import pytest
+
+from tests.appendcase import CLIPART, SETTINGS, TABLES, _version
+from tests.conftest import real_pngs
+
+# The shared fixture runs the pipeline three times (first run, append, full run): minutes
+# on a loaded 2-core machine, charged to the first test that uses it.
+pytestmark = pytest.mark.timeout(3600)
+
+
+def delta(spark, out: str, table: str):
+    return spark.read.format("delta").load(os.path.join(out, table))
+
+
+def groups_of(spark, out: str) -> set[tuple]:
+    return {(r.group_id, r.path, r.representative_id, r.kind) for r in
+            delta(spark, out, "duplicate_groups").select("group_id", "path", "representative_id", "kind").collect()}
+
+
+def leaks_of(spark, out: str) -> set[tuple]:
+    return {(r.group_id, r.path_a, r.path_b) for r in delta(spark, out, "leaks").collect()}
+
+
+def members(spark, out: str, path: str, version: int | None = None) -> set[str]:
+    g = delta(spark, out, "duplicate_groups") if version is None else spark.read.format("delta").option(
+        "versionAsOf", version).load(os.path.join(out, "duplicate_groups"))
+    gid = g.where(g.path == path).select("group_id").first()
+    return set() if gid is None else {r.path for r in g.where(g.group_id == gid[0]).select("path").collect()}
+
+
+def test_append_gives_the_groups_and_leaks_of_a_full_run(spark, appended):
+    out, full = appended["appended"], appended["full"]
+    assert groups_of(spark, out) == groups_of(spark, full)
+    assert leaks_of(spark, out) == leaks_of(spark, full)
+    assert leaks_of(spark, out)  # p_val.png (val) copies p.png (train)
+
+
+def test_new_files_join_replace_and_link_groups(spark, appended):
+    out, names, new = appended["appended"], appended["names"], appended["new"]
+    # joins an existing group
+    assert members(spark, out, new["p_val"]) == {names["p"], names["p_copy"], new["p_val"]}
+    # more pixels: the new file is the representative of Q's group now
+    g = delta(spark, out, "duplicate_groups")
+    q = g.where(g.path == names["q"]).first()
+    assert q.representative_id == g.where(g.path == new["q_big"]).first().image_id
+    assert members(spark, out, names["q"]) == {names["q"], names["q_re"], new["q_big"]}
+    # the whole picture links the two crops' groups, which were two before the append
+    before = appended["versions_before"]["duplicate_groups"]
+    left, right = members(spark, out, names["s_left"], before), members(spark, out, names["s_right"], before)
+    assert left == {names["s_left"], names["s_left_copy"]} and right == {names["s_right"], names["s_right_copy"]}
+    assert members(spark, out, new["s_whole"]) == left | right | {new["s_whole"]}
+
+
+def test_only_new_files_are_read_and_embedded(spark, appended):
+    out, run_id = appended["appended"], appended["append_run"]
+    runs = {r.stage: r.counts for r in delta(spark, out, "runs").where(f"run_id = '{run_id}'").collect()}
+    assert runs["ingest"]["rows_written"] == 5  # 4 new files + 1 now missing
+    assert runs["embed"]["embedded"] == 4
+    images = delta(spark, out, "images")
+    changed = {r.path for r in images.where(images.run_id == run_id).collect()}
+    assert changed == set(appended["new"].values()) | {appended["names"]["f0"]}
+    unchanged = images.where(images.run_id == appended["first_run"]).count()
+    assert unchanged == images.count() - 5
+
+
+def test_vanished_file_is_missing_and_leaves_every_finding(spark, appended):
+    out, gone = appended["appended"], appended["names"]["f0"]
+    row = delta(spark, out, "images").where(f"path = '{gone}'").first()
+    assert row.status == "missing" and row.flags == [] and "no longer in the input" in row.error
+    image_id = row.image_id
+    for table in ("embeddings", "duplicate_groups", "outliers", "label_issues"):
+        assert delta(spark, out, table).where(f"image_id = {image_id}").count() == 0, table
+    nb = delta(spark, out, "neighbors")
+    assert nb.where(f"src = {image_id} OR dst = {image_id}").count() == 0
+    # outliers are recomputed over every embedded image, as in a full run
+    assert delta(spark, out, "outliers").count() == delta(spark, out, "embeddings").count() == \
+        delta(spark, appended["full"], "outliers").count()
+
+
+def test_neighbors_of_new_images_match_a_full_run(spark, appended):
+    """Each new image's list equals the full run's; old lists gained the new images they rank."""
+    out, full = appended["appended"], appended["full"]
+    new_ids = [r.image_id for r in delta(spark, out, "images").where(
+        f"run_id = '{appended['append_run']}' AND status = 'ok'").collect()]
+
+    def lists(o):
+        nb = delta(spark, o, "neighbors").orderBy("src", "rank").collect()
+        got: dict = {}
+        for r in nb:
+            got.setdefault(r.src, []).append(r.dst)
+        return got
+    a, f = lists(out), lists(full)
+    assert len(new_ids) == 4
+    for i in new_ids:
+        assert a[i] == f[i]
+    assert sum(a[s] == f[s] for s in f) >= 0.9 * len(f)
+
+
+def test_one_merge_per_table_per_run(spark, appended):
+    """At most one commit per table, a MERGE; the tables this append changes have exactly one."""
+    out, before = appended["appended"], appended["versions_before"]
+    for table in TABLES:
+        history = spark.sql(f"DESCRIBE HISTORY delta.`{os.path.join(out, table)}`").collect()
+        after = [h for h in history if h.version > before[table]]
+        assert [h.operation for h in after] in ([], ["MERGE"]), table
+        if table in ("images", "embeddings", "neighbors", "duplicate_pairs", "duplicate_groups", "leaks"):
+            assert len(after) == 1, table
+
+
+def test_unchanged_group_keeps_its_id_and_run(spark, appended):
+    out = appended["appended"]
+    g = delta(spark, out, "duplicate_groups")
+    # P's group changed (a member arrived): its rows carry the append's run; ids stay the smallest member's
+    p = g.where(g.path == appended["names"]["p"]).first()
+    assert p.run_id == appended["append_run"]
+    assert p.group_id == min(r.image_id for r in g.where(g.group_id == p.group_id).collect())
+
+
+def test_append_onto_nothing_is_a_first_run(spark, tmp_path, caplog):
+    import sparkdup
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for n, f in enumerate(real_pngs(CLIPART, 2, seed=5)):
+        shutil.copy(f, data / f"{n}.png")
+    with caplog.at_level(logging.INFO, logger="sparkdup"):
+        sparkdup.ingest(str(data), str(tmp_path / "out"), spark=spark, append=True)
+    assert "has no images table yet; this is a first run" in caplog.text
+    assert delta(spark, str(tmp_path / "out"), "images").count() == 2
+
+
+def test_parquet_output_refuses_append_in_one_line(tmp_path, capsys):
+    from sparkdup.cli import main
+
+    (tmp_path / "in").mkdir()
+    rc = main(["run", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--format", "parquet", "--append"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "--append needs output.format=delta" in err[0]
+
+
+def test_another_model_is_refused_naming_both(spark, appended):
+    import sparkdup
+    from sparkdup.errors import OutputError
+
+    before = _version(spark, appended["appended"], "embeddings")
+    with pytest.raises(OutputError, match=r"model efficientnet_lite0 \(\d+ dimensions\), the settings ask for "
+                                         r"efficientnet_lite0:int8"):
+        sparkdup.embed(appended["appended"], spark=spark, append=True,
+                       settings=SETTINGS | {"embed.model": "efficientnet_lite0:int8"})
+    assert _version(spark, appended["appended"], "embeddings") == before
+
+
+def test_second_append_at_once_fails_cleanly(spark, appended):
+    import sparkdup
+    from sparkdup.errors import OutputError
+    from tests.test_listing import hold_output
+
+    out = appended["appended"]
+    before = {t: _version(spark, out, t) for t in TABLES}
+    holder = hold_output(appended["data"], out, 120)
+    try:
+        with pytest.raises(OutputError, match="another sparkdup run .* is writing to --output"):
+            sparkdup.run(appended["data"], out, spark=spark, settings=SETTINGS, append=True)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert {t: _version(spark, out, t) for t in TABLES} == before
