@@ -51,12 +51,16 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
 
     def save(df, output, name, fmt):
         return merge_table(df, output, name) if appending else write_table(df, output, name, fmt)
-    # Several findings read these: each is read once and kept (memory, else local disk).
-    images, embeddings, neighbors = (read_table(spark, out, t).persist(StorageLevel.MEMORY_AND_DISK)
-                                     for t in ("images", "embeddings", "neighbors"))
+    # Several findings read these: each is read once and kept (memory, else local disk). The
+    # 12 KB thumbnails only the pair verification reads stay out of the kept images (at 100k
+    # images they alone filled a 1 GB driver heap in local mode): it reads them from the table.
+    with_signatures = read_table(spark, out, "images")
+    images = with_signatures.drop("signature").persist(StorageLevel.MEMORY_AND_DISK)
+    embeddings, neighbors = (read_table(spark, out, t).persist(StorageLevel.MEMORY_AND_DISK)
+                             for t in ("embeddings", "neighbors"))
     stamp = F.lit(run_id).alias("run_id")
     log.info("analyze: duplicate pairs (candidate neighbour pairs verified by aligned thumbnails)")
-    save(duplicate_pairs(images, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
+    save(duplicate_pairs(with_signatures, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
     pairs = read_table(spark, out, "duplicate_pairs")
     log.info("analyze: duplicate groups (components of verified pairs split into stars)")
     save(duplicate_groups(images, pairs, an).select("*", stamp), out, "duplicate_groups", fmt)
