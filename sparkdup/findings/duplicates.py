@@ -54,7 +54,7 @@ def units(images: DataFrame) -> DataFrame:
     how many files share it (``copies``)."""
     by_hash = Window.partitionBy("content_hash")
     return (images.where((F.col("status") == "ok") & F.col("content_hash").isNotNull())
-            .select("image_id", "path", "content_hash", "width", "height", "size_bytes", "label", "split", "signature")
+            .select("image_id", "path", "content_hash", "width", "height", "size_bytes", "label", "split")
             .withColumn("unit", F.min("image_id").over(by_hash))
             .withColumn("copies", F.count(F.lit(1)).over(by_hash).cast("int")))
 
