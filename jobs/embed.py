@@ -25,7 +25,7 @@ from pyspark.sql.functions import pandas_udf
 from sparkdup import decoded
 from sparkdup.contents import read_contents
 from sparkdup.models.shipping import ShippedModel, ship_model
-from sparkdup.partitioning import by_image_count
+from sparkdup.partitioning import by_image_count, partitions_for
 from sparkdup.progress import track
 from sparkdup.schemas import image_id
 from sparkdup.stage import add_append_flag, add_setting_flags
@@ -94,7 +94,8 @@ def build_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, run_id: 
         vectors = embed_model_inputs(by_image_count(pixels, n_ok, per_partition), ship_model(spark, name),
                                      emb["batch_size"], spec.input_size)
     else:
-        contents = read_contents(spark, ok, cfg["decode"]["max_file_bytes"])
+        wanted = partitions_for(n_ok, per_partition, spark.sparkContext.defaultParallelism)
+        contents = read_contents(spark, ok, cfg["decode"]["max_file_bytes"], wanted)
         if contents is None:
             return spark.createDataFrame([], "image_id long, embedding array<float>, model string, dim int, run_id string")
         # As many tasks as the image count calls for (the scan alone would make ~1 per 30 images).

@@ -37,14 +37,20 @@ def read_local_contents(images: DataFrame, max_file_bytes: int) -> DataFrame:
             .where(F.length("content").between(1, max_file_bytes)))
 
 
-def read_contents(spark: SparkSession, images: DataFrame, max_file_bytes: int) -> DataFrame | None:
+def read_contents(spark: SparkSession, images: DataFrame, max_file_bytes: int,
+                  partitions: int | None = None) -> DataFrame | None:
     """(image_id, path, content) for the rows of `images` (needs image_id, path), or None
-    when there are no local rows and none of the remote rows' folders exist any more."""
+    when there are no local rows and none of the remote rows' folders exist any more.
+    `partitions`: how many tasks read the local files (their names are spread over that
+    many partitions before any byte is read; default: as `images` is partitioned)."""
     from sparkdup.listing import spark_literal
 
     images = images.select("image_id", "path")
     is_local = F.col("path").startswith("file:")
-    local = read_local_contents(images.where(is_local), max_file_bytes)
+    local_rows = images.where(is_local)
+    if partitions:
+        local_rows = local_rows.repartition(int(partitions), "image_id")
+    local = read_local_contents(local_rows, max_file_bytes)
     has_local = bool(images.where(is_local).limit(1).count())
     folders = image_folders(spark, images.where(~is_local))
     if not folders:

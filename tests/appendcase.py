@@ -74,7 +74,8 @@ SETTINGS = {"ingest.layout": "split/label"}
 
 def build(spark, root) -> dict:
     """First run, the append, and a full run over the final files into another output:
-    {data, appended, full, first_run, append_run, names, new}."""
+    {data, appended, full, first_run, append_run, names, new}; names and new give each
+    file's path as the tables spell it."""
     import sparkdup
 
     data, appended, full = str(root / "data"), str(root / "appended"), str(root / "full")
@@ -85,8 +86,15 @@ def build(spark, root) -> dict:
     second = sparkdup.run(data, appended, spark=spark, settings=SETTINGS, append=True)
     sparkdup.run(data, full, spark=spark, settings=SETTINGS)
     return {"data": data, "appended": appended, "full": full, "first_run": first.run_id,
-            "append_run": second.run_id, "append_counts": second.counts, "names": names, "new": new,
-            "versions_before": versions}
+            "append_run": second.run_id, "append_counts": second.counts, "names": _as_rows(names),
+            "new": _as_rows(new), "versions_before": versions}
+
+
+def _as_rows(paths: dict) -> dict:
+    """name -> the file's path as the images table spells it (sparkdup.listing.spell_local)."""
+    from sparkdup.listing import spell_local
+
+    return {k: spell_local(os.fsencode(os.path.abspath(v)))[0] for k, v in paths.items() if k != "_sources"}
 
 
 TABLES = ("images", "embeddings", "neighbors", "duplicate_pairs", "duplicate_groups", "outliers", "leaks",

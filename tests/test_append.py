@@ -88,7 +88,8 @@ def test_vanished_file_is_missing_and_leaves_every_finding(spark, appended):
 
 
 def test_neighbors_of_new_images_match_a_full_run(spark, appended):
-    """Each new image's list equals the full run's; old lists gained the new images they rank."""
+    """Each new image's list equals the full run's; old lists gained the new images they rank
+    (compared as sets: byte-identical copies tie, and ties may come in either order)."""
     out, full = appended["appended"], appended["full"]
     new_ids = [r.image_id for r in delta(spark, out, "images").where(
         f"run_id = '{appended['append_run']}' AND status = 'ok'").collect()]
@@ -103,7 +104,7 @@ def test_neighbors_of_new_images_match_a_full_run(spark, appended):
     assert len(new_ids) == 4
     for i in new_ids:
         assert a[i] == f[i]
-    assert sum(a[s] == f[s] for s in f) >= 0.9 * len(f)
+    assert sum(set(a[s]) == set(f[s]) for s in f) >= 0.9 * len(f)
 
 
 def test_one_merge_per_table_per_run(spark, appended):

@@ -64,9 +64,9 @@ def test_partitions_for_follows_the_image_count():
 
 
 def test_embed_input_is_merged_to_the_image_count_without_a_shuffle(spark, tiny_pngs, one_file_per_scan_partition):
-    from sparkdup.contents import read_contents
-
-    contents = read_contents(spark, _images_frame(spark, tiny_pngs), 10 ** 6)
+    """Files read by Spark's scan (other filesystems than the local one) are merged into the
+    partitions the image count calls for, without shuffling their bytes."""
+    contents = spark.read.format("binaryFile").load(os.path.dirname(tiny_pngs[0]))
     assert contents.rdd.getNumPartitions() == 40
     for per_partition, expected in ((10, 4), (20, 2), (1, 40), (1000, spark.sparkContext.defaultParallelism)):
         merged = by_image_count(contents, 40, per_partition)
@@ -75,6 +75,15 @@ def test_embed_input_is_merged_to_the_image_count_without_a_shuffle(spark, tiny_
     assert merged.count() == 40
     plan = merged._jdf.queryExecution().executedPlan().toString()  # noqa: SLF001
     assert "Coalesce" in plan and not re.search(r"(?<!Broadcast)Exchange ", plan)  # no shuffle of bytes
+
+
+def test_local_files_are_read_by_as_many_tasks_as_asked(spark, tiny_pngs):
+    """Local files are read by the Python worker: their names (not their bytes) are spread
+    over the partitions asked for before anything is read."""
+    from sparkdup.contents import read_contents
+
+    contents = read_contents(spark, _images_frame(spark, tiny_pngs).coalesce(1), 10 ** 6, partitions=4)
+    assert contents.rdd.getNumPartitions() == 4 and contents.count() == 40
 
 
 def test_embed_stage_uses_images_per_partition(spark, tiny_pngs, one_file_per_scan_partition):
