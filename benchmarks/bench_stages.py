@@ -26,24 +26,22 @@ import time
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO  # noqa: E402
+from common import REPO, BackgroundSampler  # noqa: E402
 
 sys.path.insert(0, REPO)
 
 
-class Sampler:
+class Sampler(BackgroundSampler):
     """CPU seconds per process kind, and which Python workers hold TensorFlow."""
 
     def __init__(self, interval: float = 0.1):
-        self.interval = interval
+        super().__init__(interval)
         self.first: dict[int, tuple[str, float]] = {}
         self.last: dict[int, float] = {}
         self.rss: dict[int, int] = {}
         self.tf: set[int] = set()
         self.own_cpu = 0.0  # this sampler's CPU, taken off driver_python
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
     def _kind(p: psutil.Process) -> str:
@@ -98,14 +96,6 @@ class Sampler:
             with self._lock:
                 self.own_cpu += time.thread_time() - t
             time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def profile(data: str, out: str, sets: list[str], master: str, only: list[str] | None = None,

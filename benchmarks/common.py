@@ -15,20 +15,39 @@ import psutil
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class PeakRSS:
+class BackgroundSampler:
+    """A daemon thread that runs `_run` (a loop that checks `_stop`) while the `with`
+    block runs; subclasses say what they sample."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class PeakRSS(BackgroundSampler):
     """Samples, every `interval` s, the RSS of this process, the Spark JVM and every Python
     worker under it; keeps the peak of each (bytes), and the CPU seconds each kind of
     process spent while sampled (where a stage's time goes: JVM or Python workers)."""
 
     def __init__(self, interval: float = 0.2):
-        self.interval = interval
+        super().__init__(interval)
         self.driver_python = 0
         self.driver_jvm = 0
         self.python_worker = 0
         self._cpu_start: dict = {}  # pid -> (kind, cpu seconds when first seen)
         self._cpu_last: dict = {}  # pid -> cpu seconds at the last sample
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _cpu(self, kind: str, proc: psutil.Process) -> None:
         t = proc.cpu_times()
@@ -61,14 +80,6 @@ class PeakRSS:
         for pid, (kind, first) in self._cpu_start.items():
             out[kind] += self._cpu_last[pid] - first
         return {k: round(v, 1) for k, v in out.items()}
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
     def as_mb(self) -> dict:
         return {k: round(getattr(self, k) / 2**20) for k in ("driver_python", "driver_jvm", "python_worker")}
