@@ -1,6 +1,7 @@
 """sparkdup against fastdup on the same generated dataset, the same cores, one after the other.
 
     python benchmarks/bench_vs_fastdup.py --files 8000 [30000] [--cores 2] [--write]
+    python benchmarks/bench_vs_fastdup.py --data /work/bench/gt8k /work/bench/gt30k --write   # existing sets
 
 For each size: the project's ground-truth generator makes one messy labelled dataset
 (real Debian images, known duplicates, outliers, broken files, leaks, flipped labels);
@@ -229,14 +230,18 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--seed", type=int, default=8)
     ap.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "bench_vs_fastdup"))
-    ap.add_argument("--data", help="an already generated dataset (a folder with ground_truth.parquet) instead")
+    ap.add_argument("--data", nargs="+", help="already generated datasets (folders with ground_truth.parquet), "
+                    "compared one after the other, instead of --files")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.root, exist_ok=True)
-    parts = [compare(n, args.cores, args.seed, args.root, args.data) for n in ([0] if args.data else args.files)]
+    if args.data:
+        parts = [compare(0, args.cores, args.seed, args.root, d) for d in args.data]
+    else:
+        parts = [compare(n, args.cores, args.seed, args.root) for n in args.files]
     body = ("### sparkdup vs fastdup, same data, same cores\n\n"
             f"Command: `python benchmarks/bench_vs_fastdup.py "
-            f"{'--data ' + args.data if args.data else '--files ' + ' '.join(map(str, args.files))} "
+            f"{'--data ' + ' '.join(args.data) if args.data else '--files ' + ' '.join(map(str, args.files))} "
             f"--cores {args.cores} --write` (both pinned with taskset to the same {args.cores} cores, one after "
             f"the other; machine: {machine()}, shared with other work)\n\n" + "\n\n".join(parts))
     print(body)

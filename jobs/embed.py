@@ -155,7 +155,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
         with track(spark, "embedding images", n_ok):
             path = write_table(build_embeddings(spark, cfg, images, run_id, args.output, n_ok), args.output, "embeddings",
                                cfg["output"]["format"])
-        embedded = read_table(spark, args.output, "embeddings").count()
+        n = embedded = read_table(spark, args.output, "embeddings").count()  # the table is this run's vectors
     else:
         from sparkdup.append import merge_table
 
@@ -166,7 +166,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
             path = merge_table(full, args.output, "embeddings")
         finally:
             fresh.unpersist()
-    n = read_table(spark, args.output, "embeddings").count()
+        n = read_table(spark, args.output, "embeddings").count()
     log.info("embeddings: %d of %d readable images at %s (%d embedded by this run)", n, n_ok, path, embedded)
     if n < n_ok:
         log.warning("%d readable images could not be embedded (changed or removed since ingest?)", n_ok - n)

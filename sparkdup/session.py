@@ -21,6 +21,11 @@ log = logging.getLogger("sparkdup")
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Partitions Delta uses to rebuild a table's state from its log (its default: 50). Every
+# first read of a table after a write pays one such stage; in a local session 50 tasks
+# over a log of a few files were most of the tasks of ingest's status count (BENCHMARKS.md,
+# "Fixed costs: Delta's state stages"). Local sessions only: a cluster keeps its own.
+LOCAL_SNAPSHOT_PARTITIONS = 2
 # Quiet console for local sessions: warnings stay, notices nobody can act on do not.
 LOG4J_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
 
@@ -122,7 +127,7 @@ def _local_session(cfg: dict) -> SparkSession:
     if any("delta-spark" in os.path.basename(j) for j in jars):
         builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
             "spark.sql.catalog.spark_catalog", DELTA_CATALOG
-        )
+        ).config("spark.databricks.delta.snapshotPartitions", str(LOCAL_SNAPSHOT_PARTITIONS))
     else:
         log.warning("Delta jars not found in %s; run scripts/setup.sh or use --format parquet", cache_dir())
     with _s3_jars_on_classpath():
