@@ -118,8 +118,11 @@ def _local_session(cfg: dict) -> SparkSession:
     )
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
+    java_options = ["-XX:TieredStopAtLevel=1"] if sc["quick_jit"] else []
     if os.path.isfile(LOG4J_CONFIG):  # not when running from a zip (spark-submit brings its own)
-        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}")
+        java_options.append(f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}")
+    if java_options:
+        builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     if sc["metastore_dir"]:
         builder = builder.enableHiveSupport()
         for key, value in metastore_settings(sc["metastore_dir"]).items():

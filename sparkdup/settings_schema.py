@@ -98,6 +98,7 @@ class SparkSettings(Section):
     metastore_dir: Optional[str] = rule()
     checkpoint_dir: Optional[str] = rule()
     images_per_partition: int = rule(ge=1)
+    quick_jit: bool = rule()
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,27 @@ def test_distributed_components_checkpoint_into_the_checkpoint_dir(spark, tmp_pa
     comps = connected_components(edges, "dataframe", **checkpointing(spark)).toPandas()
     assert dict(zip(comps["id"], comps["component"])) == {1: 1, 2: 1, 3: 1, 5: 5, 6: 5}
     assert [d for d in set(os.listdir(root)) - before if d.startswith("rdd-")]
+
+
+def test_local_sessions_cut_the_fixed_costs(spark, tmp_path):
+    """A local session compiles with the quick JIT only (spark.quick_jit) and rebuilds a
+    Delta table's state from its log in 2 partitions, not Delta's 50 (measured in
+    BENCHMARKS.md, "Fixed costs"), and a Delta read after a write runs no 50-task stage."""
+    from sparkdup.session import LOCAL_SNAPSHOT_PARTITIONS
+
+    assert "-XX:TieredStopAtLevel=1" in spark.sparkContext.getConf().get("spark.driver.extraJavaOptions")
+    jvm_args = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()  # noqa: SLF001
+    assert "-XX:TieredStopAtLevel=1" in list(jvm_args)
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == str(LOCAL_SNAPSHOT_PARTITIONS)
+    assert load_config(overrides=["spark.quick_jit=false"])["spark"]["quick_jit"] is False
+    path = str(tmp_path / "t")
+    spark.range(10).write.format("delta").save(path)
+    sc = spark.sparkContext
+    sc.setJobGroup("delta-state", "first read of a Delta table")
+    try:
+        assert spark.read.format("delta").load(path).count() == 10
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    tracker = sc.statusTracker()
+    stages = [s for j in tracker.getJobIdsForGroup("delta-state") for s in tracker.getJobInfo(j).stageIds]
+    assert stages and max(tracker.getStageInfo(s).numTasks for s in stages) <= max(LOCAL_SNAPSHOT_PARTITIONS, 4)
