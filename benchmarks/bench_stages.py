@@ -5,6 +5,7 @@ Spark jobs, Python workers and how many of them loaded TensorFlow.
     python benchmarks/bench_stages.py - OUT --stages report     # some stages of an existing output
     python benchmarks/bench_stages.py - OUT --stages embed --variant embed.model=efficientnet_lite0:keras \
         --variant embed.model=efficientnet_lite0 --variant ...      # paired: in turn, one session
+    python benchmarks/bench_stages.py DATA OUT --stages ingest --spark-stages 12   # + Spark's heaviest stages
 
 Runs the pipeline in this process (one Spark session, like `sparkdup run`) one stage at
 a time. CPU is process CPU time (user + system), not wall, so it means something on a
@@ -154,10 +155,41 @@ def profile(data: str, out: str, sets: list[str], master: str, only: list[str] |
             release_output(out)
         total = sampler.snapshot()
     n_images = spark.read.format(cfg["output"]["format"]).load(os.path.join(out, "images")).count()
+    spark_stages = spark_stage_list(spark)
     spark.stop()
     return {"images": n_images, "stages": stages, "wall_s": time.time() - t0, "cpu": total["cpu"],
-            "workers": len(total["workers"]), "tf_workers": len(total["tf"]),
+            "workers": len(total["workers"]), "tf_workers": len(total["tf"]), "spark_stages": spark_stages,
             "worker_peak_mb": round(total["worker_peak_mb"])}
+
+
+def spark_stage_list(spark) -> list[dict]:
+    """Every Spark stage the session ran, from its status REST API: tasks, summed task
+    run time and JVM CPU (Python workers' CPU is not in it), GC, bytes, and its call site."""
+    import json as _json
+    import urllib.request
+
+    sc = spark.sparkContext
+    if not sc.uiWebUrl:
+        return []
+    url = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages?details=false"
+    with urllib.request.urlopen(url) as f:
+        stages = _json.load(f)
+    return [{"id": s["stageId"], "tasks": s["numTasks"], "task_s": s["executorRunTime"] / 1e3,
+             "jvm_cpu_s": s["executorCpuTime"] / 1e9, "gc_s": s["jvmGcTime"] / 1e3,
+             "input_mb": s["inputBytes"] / 2**20, "output_mb": s["outputBytes"] / 2**20,
+             "shuffle_write_mb": s["shuffleWriteBytes"] / 2**20, "name": s["name"]} for s in stages]
+
+
+def stage_table(stages: list[dict], top: int) -> str:
+    """The `top` Spark stages by summed task time, and the totals."""
+    rows = ["| Spark stage | tasks | task s | task JVM CPU s | GC s | in MB | out MB | shuffle MB | call site |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for s in sorted(stages, key=lambda s: -s["task_s"])[:top]:
+        rows.append(f"| {s['id']} | {s['tasks']} | {s['task_s']:.1f} | {s['jvm_cpu_s']:.1f} | {s['gc_s']:.1f} | "
+                    f"{s['input_mb']:.0f} | {s['output_mb']:.0f} | {s['shuffle_write_mb']:.0f} | {s['name'][:60]} |")
+    rows.append(f"| all {len(stages)} | {sum(s['tasks'] for s in stages)} | {sum(s['task_s'] for s in stages):.1f} | "
+                f"{sum(s['jvm_cpu_s'] for s in stages):.1f} | {sum(s['gc_s'] for s in stages):.1f} | | | | |")
+    return "\n".join(rows)
 
 
 def table(result: dict) -> str:
@@ -188,6 +220,8 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
                     help="with --stages: run them once per variant, in turn (repeat the flag; list a variant twice "
                          "for a second round)")
+    ap.add_argument("--spark-stages", type=int, default=0, metavar="N",
+                    help="also print the N Spark stages with the most task time (tasks, JVM CPU, GC, bytes)")
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
     result = profile(a.data, a.out, a.set, a.master, a.stages.split(",") if a.stages else None, a.variant or None)
@@ -195,6 +229,8 @@ def main() -> None:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=1, default=list)
     print(table(result))
+    if a.spark_stages:
+        print("\n" + stage_table(result["spark_stages"], a.spark_stages))
 
 
 if __name__ == "__main__":
