@@ -23,8 +23,8 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 # Partitions Delta uses to rebuild a table's state from its log (its default: 50). Every
 # first read of a table after a write pays one such stage; in a local session 50 tasks
-# over a log of a few files were most of the tasks of ingest's status count (BENCHMARKS.md,
-# "Fixed costs: Delta's state stages"). Local sessions only: a cluster keeps its own.
+# over a log of a few files were half of ingest's tasks (BENCHMARKS.md, "Speed, third pass":
+# "Where ingest's time goes"). Local sessions only: a cluster keeps its own.
 LOCAL_SNAPSHOT_PARTITIONS = 2
 # Quiet console for local sessions: warnings stay, notices nobody can act on do not.
 LOG4J_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
