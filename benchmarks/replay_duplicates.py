@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sparkdup.config import load_config  # noqa: E402
 from sparkdup.udfs.stars import stars  # noqa: E402
-from sparkdup.udfs.verify import compare, is_same_picture  # noqa: E402
+from sparkdup.udfs.verify import compare_many, is_same_picture  # noqa: E402
 from tools.groundtruth.score import load_tables, score, to_markdown  # noqa: E402
 
 
@@ -45,11 +45,13 @@ def candidates(images: pd.DataFrame, neighbors: pd.DataFrame, min_cosine: float)
     return nb[nb["a"].map(h) != nb["b"].map(h)].reset_index(drop=True)
 
 
-def verify(pairs: pd.DataFrame, images: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """The scores of udfs.verify.compare for each pair, and the CPU ms one pair took."""
+def verify(pairs: pd.DataFrame, images: pd.DataFrame, min_coarse: float | None) -> tuple[pd.DataFrame, float]:
+    """The scores of udfs.verify.compare_many for each pair, in the order analyze gives them
+    (one partition sorted by b, then a), and the CPU ms one pair took."""
     sig = dict(zip(images["image_id"], images["signature"]))
+    pairs = pairs.sort_values(["b", "a"]).reset_index(drop=True)
     t = time.process_time()
-    rows = [compare(sig[a], sig[b]) for a, b in zip(pairs["a"], pairs["b"])]
+    rows = compare_many([sig[a] for a in pairs["a"]], [sig[b] for b in pairs["b"]], min_coarse)
     ms = (time.process_time() - t) / max(len(pairs), 1) * 1000
     return pd.concat([pairs, pd.DataFrame(rows, index=pairs.index)], axis=1), ms
 
@@ -94,13 +96,14 @@ def replay(work: str, min_cosine: float | None = None) -> dict:
     t = load_tables(os.path.join(work, "out"), ["images", "neighbors"])
     images = t["images"]
     images = images[(images["status"] == "ok") & images["content_hash"].notna()]
-    pairs, ms = verify(candidates(images, t["neighbors"], min_cosine), images)
+    pairs, ms = verify(candidates(images, t["neighbors"], min_cosine), images, an["verify_min_coarse"])
     rule = (an["verify_min_fine"], an["verify_max_changed"], an["verify_max_local"])
     same = np.array([is_same_picture(r, *rule) for r in pairs.to_dict("records")], bool)
     g = groups(images, pairs[same])
     gt = pd.read_parquet(os.path.join(work, "data", "ground_truth.parquet"))
     result = score(gt, {"duplicate_groups": g[["group_id", "path", "kind", "content_hash"]], "leaks": leaks(g)})
     result["replay"] = {"candidates": len(pairs), "verified": int(same.sum()), "cpu_ms_per_pair": round(ms, 2),
+                        "fine_searched": int(pairs["fine"].notna().sum()), "min_coarse": an["verify_min_coarse"],
                         "min_cosine": min_cosine, "rule": dict(zip(("min_fine", "max_changed", "max_local"), rule))}
     return result
 
