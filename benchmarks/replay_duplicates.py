@@ -1,6 +1,6 @@
 """Re-decide the duplicates of a finished quality run with the current verification, no Spark.
 
-    python benchmarks/replay_duplicates.py WORK [--min-cosine X] [--json FILE]
+    python benchmarks/replay_duplicates.py WORK [--min-cosine X] [--min-coarse X] [--json FILE]
 
 WORK is a `bench_pipeline.py --quality` work folder (WORK/data/ground_truth.parquet and
 the run's tables under WORK/out). The run's embeddings and neighbour graph are kept; what
@@ -90,9 +90,10 @@ def leaks(g: pd.DataFrame) -> pd.DataFrame:
     return p[p["split_a"] < p["split_b"]][["path_a", "path_b"]]
 
 
-def replay(work: str, min_cosine: float | None = None) -> dict:
-    an = load_config()["analyze"]
+def replay(work: str, min_cosine: float | None = None, min_coarse: float | None = None) -> dict:
+    an = dict(load_config()["analyze"])
     min_cosine = an["duplicate_similarity"] if min_cosine is None else min_cosine
+    an["verify_min_coarse"] = an["verify_min_coarse"] if min_coarse is None else min_coarse
     t = load_tables(os.path.join(work, "out"), ["images", "neighbors"])
     images = t["images"]
     images = images[(images["status"] == "ok") & images["content_hash"].notna()]
@@ -105,16 +106,20 @@ def replay(work: str, min_cosine: float | None = None) -> dict:
     result["replay"] = {"candidates": len(pairs), "verified": int(same.sum()), "cpu_ms_per_pair": round(ms, 2),
                         "fine_searched": int(pairs["fine"].notna().sum()), "min_coarse": an["verify_min_coarse"],
                         "min_cosine": min_cosine, "rule": dict(zip(("min_fine", "max_changed", "max_local"), rule))}
-    return result
+    return result, pairs.assign(is_duplicate=same)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("work")
     ap.add_argument("--min-cosine", type=float)
+    ap.add_argument("--min-coarse", type=float, help="override analyze.verify_min_coarse (-1: always search fine)")
     ap.add_argument("--json")
+    ap.add_argument("--pairs", help="write the scored candidate pairs (a, b, cosine, scores, decision) to this Parquet file")
     args = ap.parse_args()
-    r = replay(args.work, args.min_cosine)
+    r, pairs = replay(args.work, args.min_cosine, args.min_coarse)
+    if args.pairs:
+        pairs.to_parquet(args.pairs)
     print(json.dumps(r["replay"]))
     md = to_markdown({k: v for k, v in r.items() if k in ("exact_duplicates", "near_duplicates", "leaks",
                                                           "near_duplicates_by_variant", "wrong_pairs",
