@@ -199,16 +199,15 @@ class _Prepared:
         src = _source(img, COARSE).astype(np.float64)
         src -= src.mean(axis=(0, 1))  # a constant does not change a correlation; centring keeps sums exact
         self.fine_src = _source(img, FINE)  # the fine scores see the true colours
-        self.fine_centred = self.fine_src.astype(np.float64) - self.fine_src.mean(axis=(0, 1))
-        rows = np.tensordot(grid, src, axes=([2], [0]))  # (crop, i, q, c)
-        self.rows = rows.astype(np.float32).reshape(len(grid), -1)
+        self.fine_centred = _channels_first(self.fine_src.astype(np.float64) - self.fine_src.mean(axis=(0, 1)))
+        rows = _row_factor(grid, _channels_first(src))  # (crop, c, i, q)
+        self.rows = rows.reshape(len(grid), -1).astype(np.float32)
         energy = _energy(rows, _column_grams(), grid_sum)
         self.win_norm, self.win_flat = np.sqrt(energy), energy < 1e-3
         t = _centred(_whole(src, COARSE))
         self.t_norm, self.t_flat = float(np.sqrt((t * t).sum())), float((t * t).sum()) < 1e-3
-        # cols[c] = T @ Wx[c] laid out like rows (COARSE rows, 2 * COARSE source columns, channels)
-        self.cols = np.tensordot(t, grid, axes=([1], [1])).transpose(2, 0, 3, 1).reshape(len(grid), -1).astype(
-            np.float32)
+        # cols[c] = T @ Wx[c] laid out like rows (channel, COARSE rows, 2 * COARSE source columns)
+        self.cols = _col_factor(_channels_first(t), grid).reshape(len(grid), -1).astype(np.float32)
         self._target = None
 
     def target(self) -> tuple[np.ndarray, np.ndarray, float]:
@@ -216,7 +215,7 @@ class _Prepared:
         if self._target is None:
             t = _whole(self.fine_src, FINE)
             tc = _centred(t.astype(np.float64))
-            self._target = (t, tc, float((tc * tc).sum()))
+            self._target = (t, _channels_first(tc), float((tc * tc).sum()))
         return self._target
 
     def coarse_against(self, other: "_Prepared") -> np.ndarray:
@@ -230,14 +229,30 @@ def _ratio(num: np.ndarray, den: np.ndarray, both_flat: np.ndarray) -> np.ndarra
     return np.where(both_flat, 1.0, np.where(den < 1e-6, 0.0, num / np.maximum(den, 1e-6)))
 
 
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """(rows, cols, channels) -> contiguous (channels, rows, cols): the factors' matrix layout."""
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def _row_factor(wy: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """wy[r] @ src[ch] for every row crop r and channel: (n_rows, channels, out, side)."""
+    return wy[:, None] @ src[None]
+
+
+def _col_factor(target: np.ndarray, wx: np.ndarray) -> np.ndarray:
+    """target[ch] @ wx[c] for every column crop c and channel: (n_cols, channels, out, side),
+    so that sum(rows[r] * cols[c]) is the window (r, c) dotted with the target."""
+    return target[None] @ wx[:, None]
+
+
 def _energy(rows: np.ndarray, col_grams: np.ndarray, col_sums: np.ndarray) -> np.ndarray:
     """Centred energy (sum of squares less the channel means') of every window rows[r] @ wx[c].T,
     (n_rows, n_cols), without making the windows: the sum of squares through the Gram
     matrices of the rows and of the column weights, the sums through the weights' sums."""
-    rt = rows.transpose(0, 2, 1, 3).reshape(len(rows), rows.shape[2], -1)
-    sq = (rt @ rt.transpose(0, 2, 1)).reshape(len(rows), -1) @ col_grams.T
-    sums = np.tensordot(rows.sum(axis=1), col_sums, axes=([1], [1]))  # (n_rows, c, n_cols)
-    pixels = rows.shape[1] * round(float(col_sums[0].sum()))  # each output column's weights sum to 1
+    rr = rows.reshape(len(rows), -1, rows.shape[-1])  # (n_rows, channels * out, side)
+    sq = (rr.transpose(0, 2, 1) @ rr).reshape(len(rows), -1) @ col_grams.T
+    sums = rows.sum(axis=2) @ col_sums.T  # (n_rows, channels, n_cols)
+    pixels = rows.shape[2] * round(float(col_sums[0].sum()))  # each output column's weights sum to 1
     return np.maximum(sq - (sums * sums).sum(axis=1) / pixels, 0.0)
 
 
@@ -295,8 +310,8 @@ def _fine_scores(src: _Prepared, target: _Prepared, ys: np.ndarray, xs: np.ndarr
     wy = _weights(_crops_key(ys), FINE, side)[0]
     wx, grams, sums = _weights(_crops_key(xs), FINE, side)
     _, tc, t_energy = target.target()
-    rows = np.tensordot(wy, src.fine_centred, axes=([2], [0]))  # (n_rows, out, side, c)
-    cols = np.tensordot(tc, wx, axes=([1], [1])).transpose(2, 0, 3, 1)  # (n_cols, out, side, c)
+    rows = _row_factor(wy, src.fine_centred)
+    cols = _col_factor(tc, wx)
     num = rows.reshape(len(wy), -1) @ cols.reshape(len(wx), -1).T
     energy = _energy(rows, grams, sums)
     return _ratio(num, np.sqrt(energy * t_energy), (energy < 1e-3) & (t_energy < 1e-3)), wy, wx
