@@ -25,6 +25,12 @@ picture):
   brightness gain shared by all channels, over the picture's RMS contrast (see _local):
   a small emblem, limb or recoloured area that ``changed`` counts as too few pixels.
 
+Cost: the coarse correlations factor into one part per image (see _Prepared), so
+compare_many prepares each image once per batch and a pair's 450 coarse windows are two
+small matrix products; a pair whose best coarse window is below ``min_coarse`` stops
+there (most candidates are look-alikes that do); the fine search is factored the same way
+and resamples only its best window.
+
 This is template matching over a crop/scale grid on multi-scale thumbnails (the approach
 of classic near-duplicate image detection before learned copy detectors); chosen over
 ORB + RANSAC, perceptual hashes and the raw 32 x 32 luma correlation by measurement on
@@ -87,11 +93,6 @@ def _axis_weights(crops: np.ndarray, out: int, side: int) -> np.ndarray:
     return w
 
 
-@lru_cache(maxsize=None)
-def _grid_weights(out: int) -> np.ndarray:
-    return _axis_weights(_crops(), out, min(SIDE, 2 * out))
-
-
 def _windows(src: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
     """Every (row crop, column crop) window of src resampled: (n_y, n_x, out, out, 3)."""
     tmp = np.tensordot(wy, src, axes=([2], [0]))  # (n_y, out, SIDE, 3)
@@ -118,19 +119,6 @@ def _luma(img: np.ndarray) -> np.ndarray:
 def _centred(x: np.ndarray) -> np.ndarray:
     """Each channel's mean removed over the last three axes (rows, cols, channels)."""
     return x - x.mean(axis=(-3, -2), keepdims=True)
-
-
-def _correlation(windows: np.ndarray, target: np.ndarray) -> np.ndarray:
-    w = _centred(windows)
-    t = _centred(target)
-    num = (w * t).sum(axis=(-3, -2, -1))
-    den = np.sqrt((w * w).sum(axis=(-3, -2, -1)) * (t * t).sum())
-    # A flat image (no contrast) correlates with nothing but another flat one: two flat
-    # images score 1 here and their colours are compared by the local score.
-    flat_w = (w * w).sum(axis=(-3, -2, -1)) < 1e-3
-    flat_t = float((t * t).sum()) < 1e-3
-    both = flat_w & flat_t
-    return np.where(both, 1.0, np.where(den < 1e-6, 0.0, num / np.maximum(den, 1e-6)))
 
 
 def _changed(window: np.ndarray, target: np.ndarray) -> float:
@@ -225,7 +213,8 @@ class _Prepared:
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, both_flat: np.ndarray) -> np.ndarray:
-    """num / den as _correlation makes it: 1 for two flat images, 0 when only one is flat."""
+    """num / den, a Pearson correlation: 1 for two flat images (no contrast; their colours are then
+    compared by the local score), 0 when only one is flat (it correlates with nothing)."""
     return np.where(both_flat, 1.0, np.where(den < 1e-6, 0.0, num / np.maximum(den, 1e-6)))
 
 
@@ -304,8 +293,8 @@ class _Images:
 
 def _fine_scores(src: _Prepared, target: _Prepared, ys: np.ndarray, xs: np.ndarray):
     """Correlation of every window (ys[r], xs[c]) of src at FINE with the whole target,
-    (n_rows, n_cols), as _correlation(_windows(...), target) gives it, by the same
-    factoring as the coarse search; and the row and column weights."""
+    (n_rows, n_cols), by the same factoring as the coarse search; and the row and column
+    weights."""
     side = src.fine_src.shape[0]
     wy = _weights(_crops_key(ys), FINE, side)[0]
     wx, grams, sums = _weights(_crops_key(xs), FINE, side)
