@@ -115,7 +115,8 @@ def main() -> None:
     ap.add_argument("--min-cosine", type=float)
     ap.add_argument("--min-coarse", type=float, help="override analyze.verify_min_coarse (-1: always search fine)")
     ap.add_argument("--json")
-    ap.add_argument("--pairs", help="write the scored candidate pairs (a, b, cosine, scores, decision) to this Parquet file")
+    ap.add_argument("--pairs", help="write the scored candidate pairs (a, b, cosine, scores, decision) "
+                                    "to this Parquet file")
     args = ap.parse_args()
     r, pairs = replay(args.work, args.min_cosine, args.min_coarse)
     if args.pairs:

@@ -367,5 +367,6 @@ def compare(a: bytes | None, b: bytes | None, min_coarse: float | None = None) -
 
 def is_same_picture(scores: dict, min_fine: float, max_changed: float, max_local: float) -> bool:
     """The verification rule: aligned fine correlation high enough and no local change left."""
-    return (scores["status"] == "ok" and scores["fine"] is not None and scores["fine"] >= min_fine and scores["changed"] <= max_changed
+    return (scores["status"] == "ok" and scores["fine"] is not None
+            and scores["fine"] >= min_fine and scores["changed"] <= max_changed
             and scores["local"] <= max_local)

@@ -6,9 +6,9 @@ executors, then components split into verified stars around their representative
    animation, icons of one theme) sit at the same cosines as edited copies.
 2. Verification (udfs.verify, a pandas UDF on the candidate pairs only): aligned colour
    thumbnails at two scales with a crop search; a pair whose best coarse (16 x 16) window
-   correlates below ``verify_min_coarse`` is rejected there, without the fine search. A pair is a duplicate when its bytes are
-   identical, or when the aligned fine correlation is >= ``verify_min_fine``, the share
-   of locally changed pixels is <= ``verify_max_changed`` and the worst tile's residual
+   correlates below ``verify_min_coarse`` is rejected there, without the fine search. A
+   pair is a duplicate when its bytes are identical, or when the aligned fine correlation
+   is >= ``verify_min_fine``, the share of locally changed pixels is <= ``verify_max_changed`` and the worst tile's residual
    (``local``) is <= ``verify_max_local``. Every candidate is kept with its scores,
    decision and reason in ``duplicate_pairs``.
 3. Groups: files with one content_hash are one unit (so byte-identical files are always
