@@ -1,6 +1,6 @@
 """Re-decide the duplicates of a finished quality run with the current verification, no Spark.
 
-    python benchmarks/replay_duplicates.py WORK [--min-cosine X] [--json FILE]
+    python benchmarks/replay_duplicates.py WORK [--min-cosine X] [--min-coarse X] [--json FILE]
 
 WORK is a `bench_pipeline.py --quality` work folder (WORK/data/ground_truth.parquet and
 the run's tables under WORK/out). The run's embeddings and neighbour graph are kept; what
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sparkdup.config import load_config  # noqa: E402
 from sparkdup.udfs.stars import stars  # noqa: E402
-from sparkdup.udfs.verify import compare, is_same_picture  # noqa: E402
+from sparkdup.udfs.verify import compare_many, is_same_picture  # noqa: E402
 from tools.groundtruth.score import load_tables, score, to_markdown  # noqa: E402
 
 
@@ -45,11 +45,13 @@ def candidates(images: pd.DataFrame, neighbors: pd.DataFrame, min_cosine: float)
     return nb[nb["a"].map(h) != nb["b"].map(h)].reset_index(drop=True)
 
 
-def verify(pairs: pd.DataFrame, images: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """The scores of udfs.verify.compare for each pair, and the CPU ms one pair took."""
+def verify(pairs: pd.DataFrame, images: pd.DataFrame, min_coarse: float | None) -> tuple[pd.DataFrame, float]:
+    """The scores of udfs.verify.compare_many for each pair, in the order analyze gives them
+    (one partition sorted by b, then a), and the CPU ms one pair took."""
     sig = dict(zip(images["image_id"], images["signature"]))
+    pairs = pairs.sort_values(["b", "a"]).reset_index(drop=True)
     t = time.process_time()
-    rows = [compare(sig[a], sig[b]) for a, b in zip(pairs["a"], pairs["b"])]
+    rows = compare_many([sig[a] for a in pairs["a"]], [sig[b] for b in pairs["b"]], min_coarse)
     ms = (time.process_time() - t) / max(len(pairs), 1) * 1000
     return pd.concat([pairs, pd.DataFrame(rows, index=pairs.index)], axis=1), ms
 
@@ -88,30 +90,37 @@ def leaks(g: pd.DataFrame) -> pd.DataFrame:
     return p[p["split_a"] < p["split_b"]][["path_a", "path_b"]]
 
 
-def replay(work: str, min_cosine: float | None = None) -> dict:
-    an = load_config()["analyze"]
+def replay(work: str, min_cosine: float | None = None, min_coarse: float | None = None) -> dict:
+    an = dict(load_config()["analyze"])
     min_cosine = an["duplicate_similarity"] if min_cosine is None else min_cosine
+    an["verify_min_coarse"] = an["verify_min_coarse"] if min_coarse is None else min_coarse
     t = load_tables(os.path.join(work, "out"), ["images", "neighbors"])
     images = t["images"]
     images = images[(images["status"] == "ok") & images["content_hash"].notna()]
-    pairs, ms = verify(candidates(images, t["neighbors"], min_cosine), images)
+    pairs, ms = verify(candidates(images, t["neighbors"], min_cosine), images, an["verify_min_coarse"])
     rule = (an["verify_min_fine"], an["verify_max_changed"], an["verify_max_local"])
     same = np.array([is_same_picture(r, *rule) for r in pairs.to_dict("records")], bool)
     g = groups(images, pairs[same])
     gt = pd.read_parquet(os.path.join(work, "data", "ground_truth.parquet"))
     result = score(gt, {"duplicate_groups": g[["group_id", "path", "kind", "content_hash"]], "leaks": leaks(g)})
     result["replay"] = {"candidates": len(pairs), "verified": int(same.sum()), "cpu_ms_per_pair": round(ms, 2),
+                        "fine_searched": int(pairs["fine"].notna().sum()), "min_coarse": an["verify_min_coarse"],
                         "min_cosine": min_cosine, "rule": dict(zip(("min_fine", "max_changed", "max_local"), rule))}
-    return result
+    return result, pairs.assign(is_duplicate=same)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("work")
     ap.add_argument("--min-cosine", type=float)
+    ap.add_argument("--min-coarse", type=float, help="override analyze.verify_min_coarse (-1: always search fine)")
     ap.add_argument("--json")
+    ap.add_argument("--pairs", help="write the scored candidate pairs (a, b, cosine, scores, decision) "
+                                    "to this Parquet file")
     args = ap.parse_args()
-    r = replay(args.work, args.min_cosine)
+    r, pairs = replay(args.work, args.min_cosine, args.min_coarse)
+    if args.pairs:
+        pairs.to_parquet(args.pairs)
     print(json.dumps(r["replay"]))
     md = to_markdown({k: v for k, v in r.items() if k in ("exact_duplicates", "near_duplicates", "leaks",
                                                           "near_duplicates_by_variant", "wrong_pairs",

@@ -18,10 +18,12 @@ from PIL import Image, ImageEnhance
 from sparkdup.udfs.decode import Limits, decode
 from sparkdup.udfs.image_stats import pixel_signature
 from sparkdup.udfs.stars import stars
-from sparkdup.udfs.verify import compare, is_same_picture
+from sparkdup.udfs import verify
+from sparkdup.udfs.verify import compare, compare_many, is_same_picture
 
 OXY = "/usr/share/icons/oxygen/base"
 AN = {"duplicate_similarity": 0.65, "verify_min_fine": 0.95, "verify_max_changed": 0.02, "verify_max_local": 0.5,
+      "verify_min_coarse": 0.8,
       "components_method": "driver", "driver_max_edges": 100000}
 
 
@@ -127,6 +129,50 @@ def test_missing_or_malformed_signature_is_a_status_not_a_crash(kate):
     assert compare(base, base)["fine"] == pytest.approx(1.0, abs=1e-5)
 
 
+def pearson(windows: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Reference: each window's correlation with the target over pixels and channels, every
+    channel's mean taken out (what udfs.verify computes by factoring, without the windows)."""
+    w = windows - windows.mean(axis=(-3, -2), keepdims=True)
+    t = target - target.mean(axis=(0, 1))
+    return (w * t).sum(axis=(-3, -2, -1)) / np.sqrt((w * w).sum(axis=(-3, -2, -1)) * (t * t).sum())
+
+
+def test_batched_scores_equal_one_by_one_and_the_coarse_reject_only_skips_work(kate):
+    """compare_many shares each image's coarse factors across its pairs: the scores must be
+    those of compare() pair by pair, and the factored coarse correlation that of the
+    windows made explicitly; the early reject leaves fine scores out, never a verified pair."""
+    w, h = kate.size
+    base = sig(png(kate))
+    others = [sig(png(flat(kate), "JPEG", quality=40)), sig(png(kate.crop((int(w * 0.1), 0, w, h)))),
+              sig(png(kate.transpose(Image.Transpose.FLIP_LEFT_RIGHT))), sig(png(icon("apps/akonadi"))),
+              sig(png(flat(kate).convert("L"))), sig(png(icon("apps/kate")))]
+    a = [base] * len(others) + others[:3]
+    b = others + others[3:]
+    batched = compare_many(a, b)
+    for x, y, s in zip(a, b, batched):
+        one = compare(x, y)
+        for k in ("coarse", "fine", "changed", "local"):
+            assert s[k] == pytest.approx(one[k], abs=1e-5), k
+        # the old way: every coarse window resampled and correlated with the other whole
+        tx, ty = verify.thumbnail(x), verify.thumbnail(y)
+        if verify._is_grey(tx) or verify._is_grey(ty):
+            tx, ty = verify._luma(tx), verify._luma(ty)
+        grid = verify._axis_weights(verify._crops(), verify.COARSE, 2 * verify.COARSE)
+        direct = max(float(pearson(verify._windows(verify._source(p, verify.COARSE), grid, grid),
+                                   verify._whole(verify._source(q, verify.COARSE), verify.COARSE)).max())
+                     for p, q in ((tx, ty), (ty, tx)))
+        assert s["coarse"] == pytest.approx(direct, abs=1e-4)
+    rule = (AN["verify_min_fine"], AN["verify_max_changed"], AN["verify_max_local"])
+    early = compare_many(a, b, AN["verify_min_coarse"])
+    assert any(e["fine"] is None for e in early)  # the look-alikes stop at the coarse search
+    for full, e in zip(batched, early):
+        if e["fine"] is None:
+            assert e["coarse"] < AN["verify_min_coarse"] and not is_same_picture(e, *rule)
+            assert not is_same_picture(full, *rule)
+        else:
+            assert e == full
+
+
 # --------------------------------------------------------------------------- stars
 
 
@@ -228,7 +274,10 @@ def test_pairs_keep_the_evidence_and_the_reason(tables):
     assert copy.hash_match and copy.is_duplicate and copy.reason == "hash" and copy.similarity == 1.0
     mirror = p.loc[(ids["kate.png"], ids["kate_mirror.png"])]
     assert not mirror.is_duplicate and mirror.reason in ("pixels_differ", "local_change")
-    assert mirror.verify_status == "ok" and mirror.align_fine < 1
+    assert mirror.verify_status == "ok"
+    # either rejected by the coarse search (no fine scores) or by the fine one
+    assert (mirror.align_coarse < AN["verify_min_coarse"] and pd.isna(mirror.align_fine)
+            and mirror.reason == "pixels_differ") or mirror.align_fine < 1
     jpg = p.loc[tuple(sorted((ids["kate.png"], ids["kate.jpg"])))]
     assert jpg.is_duplicate and 0 <= jpg.align_local <= AN["verify_max_local"]
     # the neighbour pointing at the broken file has no row (it was never decoded): nothing crashes

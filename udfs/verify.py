@@ -25,6 +25,12 @@ picture):
   brightness gain shared by all channels, over the picture's RMS contrast (see _local):
   a small emblem, limb or recoloured area that ``changed`` counts as too few pixels.
 
+Cost: the coarse correlations factor into one part per image (see _Prepared), so
+compare_many prepares each image once per batch and a pair's 450 coarse windows are two
+small matrix products; a pair whose best coarse window is below ``min_coarse`` stops
+there (most candidates are look-alikes that do); the fine search is factored the same way
+and resamples only its best window.
+
 This is template matching over a crop/scale grid on multi-scale thumbnails (the approach
 of classic near-duplicate image detection before learned copy detectors); chosen over
 ORB + RANSAC, perceptual hashes and the raw 32 x 32 luma correlation by measurement on
@@ -33,6 +39,7 @@ labelled real pairs (benchmarks/bench_verify.py, BENCHMARKS.md).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 import numpy as np
 
@@ -48,6 +55,7 @@ TILES = 4  # the local score's grid: TILES x TILES tiles of the fine window
 GAIN_RANGE = (0.8, 1.25)  # brightness gains the local score accepts (the issue's edits: +-10 %)
 
 SIGNATURE_BYTES = SIDE * SIDE * CHANNELS
+CACHE_IMAGES = 512  # prepared images kept per batch (~200 KB each), then the cache starts over
 
 
 def thumbnail(sig: bytes | None) -> np.ndarray | None:
@@ -85,11 +93,6 @@ def _axis_weights(crops: np.ndarray, out: int, side: int) -> np.ndarray:
     return w
 
 
-@lru_cache(maxsize=None)
-def _grid_weights(out: int) -> np.ndarray:
-    return _axis_weights(_crops(), out, min(SIDE, 2 * out))
-
-
 def _windows(src: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
     """Every (row crop, column crop) window of src resampled: (n_y, n_x, out, out, 3)."""
     tmp = np.tensordot(wy, src, axes=([2], [0]))  # (n_y, out, SIDE, 3)
@@ -98,7 +101,7 @@ def _windows(src: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
 
 
 def _whole(src: np.ndarray, out: int) -> np.ndarray:
-    w = _axis_weights(np.zeros((1, 2)), out, src.shape[0])
+    w = _weights((0.0, 0.0), out, src.shape[0])[0]
     return _windows(src, w, w)[0, 0]
 
 
@@ -116,19 +119,6 @@ def _luma(img: np.ndarray) -> np.ndarray:
 def _centred(x: np.ndarray) -> np.ndarray:
     """Each channel's mean removed over the last three axes (rows, cols, channels)."""
     return x - x.mean(axis=(-3, -2), keepdims=True)
-
-
-def _correlation(windows: np.ndarray, target: np.ndarray) -> np.ndarray:
-    w = _centred(windows)
-    t = _centred(target)
-    num = (w * t).sum(axis=(-3, -2, -1))
-    den = np.sqrt((w * w).sum(axis=(-3, -2, -1)) * (t * t).sum())
-    # A flat image (no contrast) correlates with nothing but another flat one: two flat
-    # images score 1 here and their colours are compared by the local score.
-    flat_w = (w * w).sum(axis=(-3, -2, -1)) < 1e-3
-    flat_t = float((t * t).sum()) < 1e-3
-    both = flat_w & flat_t
-    return np.where(both, 1.0, np.where(den < 1e-6, 0.0, num / np.maximum(den, 1e-6)))
 
 
 def _changed(window: np.ndarray, target: np.ndarray) -> float:
@@ -166,55 +156,217 @@ def _local(window: np.ndarray, target: np.ndarray) -> float:
 
 def _refined(crop: np.ndarray, d: float) -> np.ndarray:
     """A crop of one axis and its neighbours d away: shifted either way, widened, narrowed."""
+    return _refined_cached(_crops_key(crop), d)
+
+
+@lru_cache(maxsize=4096)
+def _refined_cached(crop: tuple, d: float) -> np.ndarray:
+    crop = np.array(crop)
     cand = np.array([crop, crop + (d, -d), crop + (-d, d), crop + (d, d), crop + (-d, -d)])
     cand = np.clip(cand, 0.0, None)
     return np.unique(cand[cand.sum(1) <= MAX_CROP + max(REFINE_STEPS) + 1e-9], axis=0)
 
 
-def compare(a: bytes | None, b: bytes | None) -> dict:
+class _Prepared:
+    """What the searches need of one image, computed once however many pairs it is in.
+
+    The correlation of a crop window Wy[r] @ S @ Wx[c].T of image S with the other image's
+    centred whole T is sum((Wy[r] @ S) * (T @ Wx[c])) over rows, columns and channels, so
+    it factors into ``rows`` = Wy @ S (per image, as the cropped side) and ``cols`` = T @ Wx
+    (per image, as the target side): every coarse window of a pair is then one small matrix
+    product, and each window's norm is per image too (see _energy). This is what makes the
+    coarse search cheap enough to run on every candidate (resampling all 225 windows per
+    pair was most of the cost).
+    """
+
+    __slots__ = ("fine_src", "fine_centred", "rows", "cols", "win_norm", "win_flat", "t_norm", "t_flat",
+                 "_target")
+
+    def __init__(self, img: np.ndarray):
+        grid, _, grid_sum = _weights(_crops_key(_crops()), COARSE, 2 * COARSE)
+        src = _source(img, COARSE).astype(np.float64)
+        src -= src.mean(axis=(0, 1))  # a constant does not change a correlation; centring keeps sums exact
+        self.fine_src = _source(img, FINE)  # the fine scores see the true colours
+        self.fine_centred = _channels_first(self.fine_src.astype(np.float64) - self.fine_src.mean(axis=(0, 1)))
+        rows = _row_factor(grid, _channels_first(src))  # (crop, c, i, q)
+        self.rows = rows.reshape(len(grid), -1).astype(np.float32)
+        energy = _energy(rows, _column_grams(), grid_sum)
+        self.win_norm, self.win_flat = np.sqrt(energy), energy < 1e-3
+        t = _centred(_whole(src, COARSE))
+        self.t_norm, self.t_flat = float(np.sqrt((t * t).sum())), float((t * t).sum()) < 1e-3
+        # cols[c] = T @ Wx[c] laid out like rows (channel, COARSE rows, 2 * COARSE source columns)
+        self.cols = _col_factor(_channels_first(t), grid).reshape(len(grid), -1).astype(np.float32)
+        self._target = None
+
+    def target(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The whole image at FINE x FINE (the fine search's target), centred, and its energy."""
+        if self._target is None:
+            t = _whole(self.fine_src, FINE)
+            tc = _centred(t.astype(np.float64))
+            self._target = (t, _channels_first(tc), float((tc * tc).sum()))
+        return self._target
+
+    def coarse_against(self, other: "_Prepared") -> np.ndarray:
+        """Correlation of each of this image's coarse windows with the other whole: (n_crops, n_crops)."""
+        num = self.rows @ other.cols.T
+        return _ratio(num, self.win_norm * other.t_norm, self.win_flat & other.t_flat)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, both_flat: np.ndarray) -> np.ndarray:
+    """num / den, a Pearson correlation: 1 for two flat images (no contrast; their colours are then
+    compared by the local score), 0 when only one is flat (it correlates with nothing)."""
+    return np.where(both_flat, 1.0, np.where(den < 1e-6, 0.0, num / np.maximum(den, 1e-6)))
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """(rows, cols, channels) -> contiguous (channels, rows, cols): the factors' matrix layout."""
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def _row_factor(wy: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """wy[r] @ src[ch] for every row crop r and channel: (n_rows, channels, out, side)."""
+    return wy[:, None] @ src[None]
+
+
+def _col_factor(target: np.ndarray, wx: np.ndarray) -> np.ndarray:
+    """target[ch] @ wx[c] for every column crop c and channel: (n_cols, channels, out, side),
+    so that sum(rows[r] * cols[c]) is the window (r, c) dotted with the target."""
+    return target[None] @ wx[:, None]
+
+
+def _energy(rows: np.ndarray, col_grams: np.ndarray, col_sums: np.ndarray) -> np.ndarray:
+    """Centred energy (sum of squares less the channel means') of every window rows[r] @ wx[c].T,
+    (n_rows, n_cols), without making the windows: the sum of squares through the Gram
+    matrices of the rows and of the column weights, the sums through the weights' sums."""
+    rr = rows.reshape(len(rows), -1, rows.shape[-1])  # (n_rows, channels * out, side)
+    sq = (rr.transpose(0, 2, 1) @ rr).reshape(len(rows), -1) @ col_grams.T
+    sums = rows.sum(axis=2) @ col_sums.T  # (n_rows, channels, n_cols)
+    pixels = rows.shape[2] * round(float(col_sums[0].sum()))  # each output column's weights sum to 1
+    return np.maximum(sq - (sums * sums).sum(axis=1) / pixels, 0.0)
+
+
+def _crops_key(crops: np.ndarray) -> tuple:
+    return tuple(np.round(np.asarray(crops, np.float64), 6).ravel())
+
+
+@lru_cache(maxsize=4096)
+def _weights(crops: tuple, out: int, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampling weights of a crop set (n, out, side), their Gram matrices (n, side * side) and
+    column sums (n, side), cached: the searches use few distinct crop sets."""
+    w = _axis_weights(np.array(crops, np.float64).reshape(-1, 2), out, side)
+    w64 = w.astype(np.float64)
+    return w, (w64.transpose(0, 2, 1) @ w64).reshape(len(w), -1), w64.sum(axis=1)
+
+
+@lru_cache(maxsize=None)
+def _column_grams() -> np.ndarray:
+    return _weights(_crops_key(_crops()), COARSE, 2 * COARSE)[1]
+
+
+class _Images:
+    """Per batch: each signature's thumbnail, greyness and prepared forms, bounded in number."""
+
+    def __init__(self):
+        self.thumbs: dict = {}
+        self.prepared: dict = {}
+
+    def thumb(self, sig: bytes | None) -> tuple[np.ndarray, bool] | None:
+        if sig is None:
+            return None
+        hit = self.thumbs.get(sig)
+        if hit is None:
+            if len(self.thumbs) >= CACHE_IMAGES:
+                self.thumbs.clear()
+            img = thumbnail(sig)
+            hit = self.thumbs[sig] = (img, img is not None and _is_grey(img))
+        return hit if hit[0] is not None else None
+
+    def prepare(self, sig: bytes, img: np.ndarray, grey: bool) -> _Prepared:
+        key = (sig, grey)
+        p = self.prepared.get(key)
+        if p is None:
+            if len(self.prepared) >= CACHE_IMAGES:
+                self.prepared.clear()
+            p = self.prepared[key] = _Prepared(_luma(img) if grey else img)
+        return p
+
+
+def _fine_scores(src: _Prepared, target: _Prepared, ys: np.ndarray, xs: np.ndarray):
+    """Correlation of every window (ys[r], xs[c]) of src at FINE with the whole target,
+    (n_rows, n_cols), by the same factoring as the coarse search; and the row and column
+    weights."""
+    side = src.fine_src.shape[0]
+    wy = _weights(_crops_key(ys), FINE, side)[0]
+    wx, grams, sums = _weights(_crops_key(xs), FINE, side)
+    _, tc, t_energy = target.target()
+    rows = _row_factor(wy, src.fine_centred)
+    cols = _col_factor(tc, wx)
+    num = rows.reshape(len(wy), -1) @ cols.reshape(len(wx), -1).T
+    energy = _energy(rows, grams, sums)
+    return _ratio(num, np.sqrt(energy * t_energy), (energy < 1e-3) & (t_energy < 1e-3)), wy, wx
+
+
+NO_SIGNATURE = {"status": "no_signature", "coarse": None, "fine": None, "changed": None, "local": None}
+
+
+def _compare_one(a: bytes | None, b: bytes | None, min_coarse: float | None, images: _Images) -> dict:
+    tx, ty = images.thumb(a), images.thumb(b)
+    if tx is None or ty is None:
+        return dict(NO_SIGNATURE)
+    grey = tx[1] or ty[1]  # a mode change to grey: compare luminance only
+    prep = {0: images.prepare(a, tx[0], grey), 1: images.prepare(b, ty[0], grey)}
+    n = len(_crops())
+    candidates = []
+    for d in (0, 1):  # d: the image whose windows are taken
+        flat = prep[d].coarse_against(prep[1 - d]).ravel()
+        for k in np.argsort(flat)[::-1][:TOP_WINDOWS]:
+            candidates.append((float(flat[k]), d, k // n, k % n))
+    candidates.sort(reverse=True)
+    best_coarse = candidates[0][0]
+    if min_coarse is not None and best_coarse < min_coarse:
+        # Early exit: no crop window is close even at 16 x 16, the fine search cannot verify it.
+        return {"status": "ok", "coarse": best_coarse, "fine": None, "changed": None, "local": None}
+    crops = _crops()
+    starts = [(d, crops[r], crops[c]) for _, d, r, c in candidates[:TOP_WINDOWS]]
+    best = (-2.0, None, None, None)  # (fine, d, (row weights, column weights), (crop_y, crop_x))
+    for step in REFINE_STEPS:
+        for d, cy, cx in starts:
+            ys, xs = _refined(cy, step), _refined(cx, step)
+            fine, wy, wx = _fine_scores(prep[d], prep[1 - d], ys, xs)
+            i, j = np.unravel_index(int(np.argmax(fine)), fine.shape)
+            if fine[i, j] > best[0]:
+                best = (float(fine[i, j]), d, (wy[i], wx[j]), (ys[i], xs[j]))
+        starts = [(best[1], *best[3])]  # the next, finer step starts from the best window so far
+    fine_best, d, (wy, wx), _ = best
+    window = _windows(prep[d].fine_src, wy[None], wx[None])[0, 0]
+    target = prep[1 - d].target()[0]
+    return {"status": "ok", "coarse": best_coarse, "fine": fine_best, "changed": _changed(window, target),
+            "local": _local(window, target)}
+
+
+def compare_many(a: Iterable[bytes | None], b: Iterable[bytes | None], min_coarse: float | None = None) -> list[dict]:
+    """compare() of each pair (a[i], b[i]), sharing each image's coarse factors across its pairs.
+
+    With ``min_coarse``, a pair whose best coarse window correlates below it skips the fine
+    search: its ``fine``, ``changed`` and ``local`` are None (it cannot be verified).
+    """
+    images = _Images()
+    return [_compare_one(x, y, min_coarse, images) for x, y in zip(a, b)]
+
+
+def compare(a: bytes | None, b: bytes | None, min_coarse: float | None = None) -> dict:
     """Aligned-thumbnail scores of one pair; ``status`` says when a score could not be made.
 
     Coarse: every grid window of each image against the whole other at 16 x 16. Fine:
     around the TOP_WINDOWS best coarse windows, the crops one REFINE_STEPS[0] away at
     32 x 32, then around the best of those the crops REFINE_STEPS[1] away; the best fine
-    window gives ``fine``, ``changed`` and ``local``.
+    window gives ``fine``, ``changed`` and ``local``. ``min_coarse``: see compare_many.
     """
-    x, y = thumbnail(a), thumbnail(b)
-    if x is None or y is None:
-        return {"status": "no_signature", "coarse": None, "fine": None, "changed": None, "local": None}
-    if _is_grey(x) or _is_grey(y):  # a mode change to grey: compare luminance only
-        x, y = _luma(x), _luma(y)
-    grid, crops = _grid_weights(COARSE), _crops()
-    src_c = {0: _source(x, COARSE), 1: _source(y, COARSE)}
-    src_f = {0: _source(x, FINE), 1: _source(y, FINE)}
-    candidates = []
-    for d in (0, 1):  # d: the image whose windows are taken
-        coarse = _correlation(_windows(src_c[d], grid, grid), _whole(src_c[1 - d], COARSE))
-        flat = coarse.ravel()
-        for k in np.argsort(flat)[::-1][:TOP_WINDOWS]:
-            candidates.append((float(flat[k]), d, k // coarse.shape[1], k % coarse.shape[1]))
-    candidates.sort(reverse=True)
-    best_coarse = candidates[0][0]
-    targets = {d: _whole(src_f[1 - d], FINE) for d in (0, 1)}
-    starts = [(d, crops[r], crops[c]) for _, d, r, c in candidates[:TOP_WINDOWS]]
-    best = (-2.0, None, None, None)  # (fine, d, window, (crop_y, crop_x))
-    for step in REFINE_STEPS:
-        for d, cy, cx in starts:
-            ys, xs = _refined(cy, step), _refined(cx, step)
-            src = src_f[d]
-            wins = _windows(src, _axis_weights(ys, FINE, src.shape[0]), _axis_weights(xs, FINE, src.shape[0]))
-            fine = _correlation(wins, targets[d])
-            i, j = np.unravel_index(int(np.argmax(fine)), fine.shape)
-            if fine[i, j] > best[0]:
-                best = (float(fine[i, j]), d, wins[i, j], (ys[i], xs[j]))
-        starts = [(best[1], *best[3])]  # the next, finer step starts from the best window so far
-    fine_best, d, window, _ = best
-    target = targets[d]
-    return {"status": "ok", "coarse": best_coarse, "fine": fine_best, "changed": _changed(window, target),
-            "local": _local(window, target)}
+    return compare_many([a], [b], min_coarse)[0]
 
 
 def is_same_picture(scores: dict, min_fine: float, max_changed: float, max_local: float) -> bool:
     """The verification rule: aligned fine correlation high enough and no local change left."""
-    return (scores["status"] == "ok" and scores["fine"] >= min_fine and scores["changed"] <= max_changed
+    return (scores["status"] == "ok" and scores["fine"] is not None
+            and scores["fine"] >= min_fine and scores["changed"] <= max_changed
             and scores["local"] <= max_local)

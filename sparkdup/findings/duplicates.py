@@ -5,9 +5,10 @@ executors, then components split into verified stars around their representative
    every ``hash`` link). Cosine alone never makes a duplicate: look-alikes (frames of one
    animation, icons of one theme) sit at the same cosines as edited copies.
 2. Verification (udfs.verify, a pandas UDF on the candidate pairs only): aligned colour
-   thumbnails at two scales with a crop search. A pair is a duplicate when its bytes are
-   identical, or when the aligned fine correlation is >= ``verify_min_fine``, the share
-   of locally changed pixels is <= ``verify_max_changed`` and the worst tile's residual
+   thumbnails at two scales with a crop search; a pair whose best coarse (16 x 16) window
+   correlates below ``verify_min_coarse`` is rejected there, without the fine search. A
+   pair is a duplicate when its bytes are identical, or when the aligned fine correlation
+   is >= ``verify_min_fine``, the share of locally changed pixels is <= ``verify_max_changed`` and the worst tile's residual
    (``local``) is <= ``verify_max_local``. Every candidate is kept with its scores,
    decision and reason in ``duplicate_pairs``.
 3. Groups: files with one content_hash are one unit (so byte-identical files are always
@@ -25,7 +26,7 @@ from pyspark.sql.functions import pandas_udf
 
 from sparkdup.graph import connected_components
 from sparkdup.udfs.stars import stars
-from sparkdup.udfs.verify import compare
+from sparkdup.udfs.verify import compare_many
 
 VERIFY_SCHEMA = T.StructType([
     T.StructField("status", T.StringType()),
@@ -36,10 +37,16 @@ VERIFY_SCHEMA = T.StructType([
 ])
 
 
-@pandas_udf(VERIFY_SCHEMA)
-def verify_pairs(a: pd.Series, b: pd.Series) -> pd.DataFrame:
-    """Aligned-thumbnail scores of each pair (udfs.verify.compare); null signatures give a status."""
-    return pd.DataFrame([compare(x, y) for x, y in zip(a, b)], columns=["status", "coarse", "fine", "changed", "local"])
+def verify_pairs(min_coarse: float):
+    """The pandas UDF giving each pair's aligned-thumbnail scores (udfs.verify.compare_many,
+    which prepares each image once per batch and skips the fine search below min_coarse);
+    null signatures give a status."""
+
+    @pandas_udf(VERIFY_SCHEMA)
+    def scores(a: pd.Series, b: pd.Series) -> pd.DataFrame:
+        return pd.DataFrame(compare_many(a, b, min_coarse), columns=["status", "coarse", "fine", "changed", "local"])
+
+    return scores
 
 
 def undirected(edges: DataFrame) -> DataFrame:
@@ -70,16 +77,18 @@ def duplicate_pairs(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFr
 
     pairs = (candidates.withColumnRenamed("a", "image_id_a").withColumnRenamed("b", "image_id_b")
              .join(named("a"), "image_id_a").join(named("b"), "image_id_b")
-             .withColumn("hash_match", F.col("content_hash_a") == F.col("content_hash_b")))
+             .withColumn("hash_match", F.col("content_hash_a") == F.col("content_hash_b"))
+             # One image's pairs next to each other: the UDF prepares an image once per run of them.
+             .sortWithinPartitions("image_id_b", "image_id_a"))
     # Byte-identical pairs need no pixels compared: null signatures skip the work in the UDF.
-    scores = verify_pairs(F.when(~F.col("hash_match"), F.col("signature_a")),
-                          F.when(~F.col("hash_match"), F.col("signature_b")))
+    scores = verify_pairs(an["verify_min_coarse"])(F.when(~F.col("hash_match"), F.col("signature_a")),
+                                                   F.when(~F.col("hash_match"), F.col("signature_b")))
     verified = pairs.withColumn("v", scores)
     same = ((F.col("v.status") == "ok") & (F.col("v.fine") >= an["verify_min_fine"])
             & (F.col("v.changed") <= an["verify_max_changed"]) & (F.col("v.local") <= an["verify_max_local"]))
     reason = (F.when(F.col("hash_match"), F.lit("hash"))
               .when(F.col("v.status") != "ok", F.col("v.status"))
-              .when(F.col("v.fine") < an["verify_min_fine"], F.lit("pixels_differ"))
+              .when(F.col("v.fine").isNull() | (F.col("v.fine") < an["verify_min_fine"]), F.lit("pixels_differ"))
               .when((F.col("v.changed") > an["verify_max_changed"]) | (F.col("v.local") > an["verify_max_local"]),
                     F.lit("local_change"))
               .otherwise(F.lit("verified")))
