@@ -36,10 +36,11 @@ def main() -> None:
     cfg = load_config(overrides=[f"spark.master={a.master}", "spark.driver_memory=2g"])
     spark = get_spark(cfg)
     t1 = time.time()
-    from sparkdup.jobs.search import find, model_of
+    from sparkdup import indexes
+    from sparkdup.jobs.search import find, index_root, model_of
     from sparkdup.udfs.embed import get_model
 
-    get_model(model_of(spark, a.output))
+    get_model(model_of(spark, a.output, indexes.read_meta(spark, index_root(spark, a.output))))
     t2 = time.time()
     rows = find(spark, cfg, a.output, [a.query], int(cfg["neighbors"]["k"]))
     t3 = time.time()

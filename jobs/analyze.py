@@ -60,7 +60,17 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
                              for t in ("embeddings", "neighbors"))
     stamp = F.lit(run_id).alias("run_id")
     log.info("analyze: duplicate pairs (candidate neighbour pairs verified by aligned thumbnails)")
-    save(duplicate_pairs(with_signatures, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
+    appended: dict = {}
+    persisted: list = []
+    if appending:  # only the pairs the append made new are verified (sparkdup.append_analyze)
+        from sparkdup.append_analyze import appended_pairs
+
+        pairs_now, appended = appended_pairs(spark, out, with_signatures, neighbors, an, persisted)
+    else:
+        pairs_now = duplicate_pairs(with_signatures, neighbors, an)
+    save(pairs_now.select("*", stamp), out, "duplicate_pairs", fmt)
+    for df in persisted:
+        df.unpersist()
     pairs = read_table(spark, out, "duplicate_pairs")
     log.info("analyze: duplicate groups (components of verified pairs split into stars)")
     save(duplicate_groups(images, pairs, an).select("*", stamp), out, "duplicate_groups", fmt)
@@ -79,7 +89,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
         "outliers": read_table(spark, out, "outliers").where("is_outlier").count(),
         "leaks": read_table(spark, out, "leaks").count(),
         "label_issues": read_table(spark, out, "label_issues").count(),
-    }
+    } | appended
     log.info("analyze: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     for table in (images, embeddings, neighbors):
         table.unpersist()
