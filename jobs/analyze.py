@@ -32,6 +32,7 @@ from sparkdup.tables import read_table, write_table
 
 log = logging.getLogger("sparkdup")
 
+READER_BATCH_ROWS = 512
 TABLES = ("duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_issues")
 
 
@@ -54,6 +55,11 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     # Several findings read these: each is read once and kept (memory, else local disk). The
     # 12 KB thumbnails only the pair verification reads stay out of the kept images (at 100k
     # images they alone filled a 1 GB driver heap in local mode): it reads them from the table.
+    # Spark's default 4,096-row Parquet column batch is 50 MB of thumbnails per task; with the
+    # row group's column chunk beside it, two tasks ran a 1 GB local JVM out of heap reading
+    # `images` at 100,000 images (BENCHMARKS.md "Driver memory ... synthetic"). Batches of
+    # READER_BATCH_ROWS (6 MB) cost nothing measurable on the other reads.
+    spark.conf.set("spark.sql.parquet.columnarReaderBatchSize", str(READER_BATCH_ROWS))
     with_signatures = read_table(spark, out, "images")
     images = with_signatures.drop("signature").persist(StorageLevel.MEMORY_AND_DISK)
     embeddings, neighbors = (read_table(spark, out, t).persist(StorageLevel.MEMORY_AND_DISK)
