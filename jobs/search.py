@@ -132,12 +132,14 @@ def hits_of(spark: SparkSession, output: str, ids: list[int], tables: tuple | No
     if not ids:
         return {}
     images, groups = tables if tables is not None else hit_tables(spark, output)
-    images = images.where(F.col("image_id").isin(ids))
-    if groups is not None:
-        images = images.join(groups.where(F.col("image_id").isin(ids)), "image_id", "left")
-    else:
-        images = images.withColumn("group_id", F.lit(None).cast("long"))
-    return {int(r["image_id"]): r.asDict() for r in images.collect()}
+    # Two filtered scans collected and joined here: a Spark join would add a shuffle (its
+    # tasks cost more than the handful of rows it joins).
+    group_of = ({} if groups is None else
+                {int(r["image_id"]): r["group_id"] for r in groups.where(F.col("image_id").isin(ids)).collect()})
+    found = {int(r["image_id"]): r.asDict() for r in images.where(F.col("image_id").isin(ids)).collect()}
+    for image_id, row in found.items():
+        row["group_id"] = group_of.get(image_id)
+    return found
 
 
 def find(spark: SparkSession, cfg: dict, output: str, sources: list[str], k: int | None = None) -> list[dict]:
