@@ -58,7 +58,8 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     # Spark's default 4,096-row Parquet column batch is 50 MB of thumbnails per task; with the
     # row group's column chunk beside it, two tasks ran a 1 GB local JVM out of heap reading
     # `images` at 100,000 images (BENCHMARKS.md "Driver memory ... synthetic"). Batches of
-    # READER_BATCH_ROWS (6 MB) cost nothing measurable on the other reads.
+    # READER_BATCH_ROWS are 6 MB of thumbnails; the other columns only pay more batch
+    # boundaries (not measured separately). Set for the session this stage runs in.
     spark.conf.set("spark.sql.parquet.columnarReaderBatchSize", str(READER_BATCH_ROWS))
     with_signatures = read_table(spark, out, "images")
     images = with_signatures.drop("signature").persist(StorageLevel.MEMORY_AND_DISK)
