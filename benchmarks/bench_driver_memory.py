@@ -224,7 +224,11 @@ def write_synthetic(out: str, n: int, dim: int, seed: int = 0, chunk: int = 2000
             "run_id": ["synthetic"] * m})
         emb = pa.table({"image_id": ids, "embedding": pa.array(list(x), pa.list_(pa.float32())),
                         "model": ["synthetic"] * m, "dim": np.full(m, dim, np.int32), "run_id": ["synthetic"] * m})
-        pq.write_table(images, os.path.join(out, "images", f"part-{part:05d}.parquet"))
+        # Row groups the size Spark writes (parquet.block.size, 128 MiB): pyarrow's default
+        # would make each 20,000-row file one 245 MB signature column chunk, which no
+        # sparkdup-written table has.
+        pq.write_table(images, os.path.join(out, "images", f"part-{part:05d}.parquet"),
+                       row_group_size=max(1, 128 * 2 ** 20 // (SIGNATURE_BYTES + 200)))
         pq.write_table(emb, os.path.join(out, "embeddings", f"part-{part:05d}.parquet"))
 
 

@@ -32,6 +32,7 @@ from sparkdup.tables import read_table, write_table
 
 log = logging.getLogger("sparkdup")
 
+READER_BATCH_ROWS = 512
 TABLES = ("duplicate_pairs", "duplicate_groups", "outliers", "leaks", "label_issues")
 
 
@@ -54,13 +55,29 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
     # Several findings read these: each is read once and kept (memory, else local disk). The
     # 12 KB thumbnails only the pair verification reads stay out of the kept images (at 100k
     # images they alone filled a 1 GB driver heap in local mode): it reads them from the table.
+    # Spark's default 4,096-row Parquet column batch is 50 MB of thumbnails per task; with the
+    # row group's column chunk beside it, two tasks ran a 1 GB local JVM out of heap reading
+    # `images` at 100,000 images (BENCHMARKS.md "Driver memory ... synthetic"). Batches of
+    # READER_BATCH_ROWS are 6 MB of thumbnails; the other columns only pay more batch
+    # boundaries (not measured separately). Set for the session this stage runs in.
+    spark.conf.set("spark.sql.parquet.columnarReaderBatchSize", str(READER_BATCH_ROWS))
     with_signatures = read_table(spark, out, "images")
     images = with_signatures.drop("signature").persist(StorageLevel.MEMORY_AND_DISK)
     embeddings, neighbors = (read_table(spark, out, t).persist(StorageLevel.MEMORY_AND_DISK)
                              for t in ("embeddings", "neighbors"))
     stamp = F.lit(run_id).alias("run_id")
     log.info("analyze: duplicate pairs (candidate neighbour pairs verified by aligned thumbnails)")
-    save(duplicate_pairs(with_signatures, neighbors, an).select("*", stamp), out, "duplicate_pairs", fmt)
+    appended: dict = {}
+    persisted: list = []
+    if appending:  # only the pairs the append made new are verified (sparkdup.append_analyze)
+        from sparkdup.append_analyze import appended_pairs
+
+        pairs_now, appended = appended_pairs(spark, out, with_signatures, neighbors, an, persisted)
+    else:
+        pairs_now = duplicate_pairs(with_signatures, neighbors, an)
+    save(pairs_now.select("*", stamp), out, "duplicate_pairs", fmt)
+    for df in persisted:
+        df.unpersist()
     pairs = read_table(spark, out, "duplicate_pairs")
     log.info("analyze: duplicate groups (components of verified pairs split into stars)")
     save(duplicate_groups(images, pairs, an).select("*", stamp), out, "duplicate_groups", fmt)
@@ -79,7 +96,7 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
         "outliers": read_table(spark, out, "outliers").where("is_outlier").count(),
         "leaks": read_table(spark, out, "leaks").count(),
         "label_issues": read_table(spark, out, "label_issues").count(),
-    }
+    } | appended
     log.info("analyze: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     for table in (images, embeddings, neighbors):
         table.unpersist()

@@ -115,19 +115,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def to_embed(spark: SparkSession, images: DataFrame, previous: DataFrame, output: str) -> DataFrame:
-    """(image_id) of the ok images --append embeds: those the last ingest wrote, and those
+    """(image_id) of the ok images --append embeds: those written by the ingest runs since
+    the last embed run (all of them: two `ingest --append` before one embed), and those
     without a vector."""
-    from sparkdup.append import latest_run
+    from sparkdup.append import runs_since
 
     ok = images.where(F.col("status") == "ok")
-    return (ok.where(F.col("run_id") == F.lit(latest_run(spark, output, "ingest"))).select("image_id")
+    ingests = runs_since(spark, output, "ingest", "embed")
+    return (ok.where(F.col("run_id").isin(ingests)).select("image_id")
             .unionByName(ok.select("image_id").join(previous, "image_id", "left_anti")).distinct())
 
 
 def appended_embeddings(spark: SparkSession, cfg: dict, images: DataFrame, previous: DataFrame, run_id: str,
                         output: str) -> tuple[DataFrame, DataFrame]:
-    """(full table, this run's new vectors) for --append: the ok images the last ingest
-    wrote (new, changed or relabelled) and those without a vector are embedded; every other
+    """(full table, this run's new vectors) for --append: the ok images the ingest runs
+    since the last embed wrote (new, changed or relabelled) and those without a vector are embedded; every other
     ok image keeps its vector (a relabelled file that ingest did not read again keeps its
     vector when there are no kept model inputs for it); vectors of images no longer ok go."""
     todo = to_embed(spark, images, previous, output)

@@ -193,6 +193,8 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     backend, k = nb["backend"], int(nb["k"])
     emb = emb.where(F.col("embedding").isNotNull())
     n, dim = embedding_stats(emb)
+    # The vectors' model, for `sparkdup search` (it embeds its queries with it without reading a table).
+    model = emb.agg(F.max("model")).first()[0] if "model" in emb.columns else None
     emb = emb.select("image_id", "embedding")
     if n == 0:
         log.warning("neighbors: embeddings is empty, only byte-identical links are written")
@@ -227,7 +229,7 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     sizes, asked = bucket_counts(assigned, n, n_buckets)
     files = build_indexes(spark, assigned, backend, sizes, dim, n_buckets, nb, root)
     indexes.write_meta(spark, root, {"backend": backend, "dim": dim, "buckets": n_buckets, "vectors": fitted_on,
-                                     "centroids": None if centroids is None else centroids.tolist()})
+                                     "model": model, "centroids": None if centroids is None else centroids.tolist()})
     plan = backends.QueryPlan(backend=backend, dim=dim, k=k, files={b: u.rsplit("/", 1)[1] for b, u in files.items()},
                               params=_params(spark, nb), local_dir=nb["index_dir"] or None)
     if queried is not None:  # --append: only the new vectors are searched for
@@ -326,14 +328,14 @@ def appended_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataF
     """The full `neighbors` table for --append (sparkdup.append_neighbors): only the new
     vectors are queried when the previous index can grow, else every vector (a refit)."""
     from sparkdup import append_neighbors as an
-    from sparkdup.append import latest_run
+    from sparkdup.append import runs_since
 
     n, dim = embedding_stats(embeddings.where(F.col("embedding").isNotNull()))
     reason = an.refit_reason(meta, nb["backend"], dim, n, float(nb["append_refit_growth"]))
     if reason is not None:
         log.info("--append: neighbors refits its buckets and queries all %d vectors: %s", n, reason)
         return build_neighbors(spark, embeddings, images, nb, run_id, root, persisted)
-    new = an.new_ids(embeddings, previous, latest_run(spark, output, "embed")).persist()
+    new = an.new_ids(embeddings, previous, runs_since(spark, output, "embed", "neighbors")).persist()
     queried = an.to_query(embeddings, previous, new).persist()
     persisted += [new, queried]
     log.info("--append: querying %d new vectors and %d whose list lost a neighbour, of %d, against the grown "

@@ -11,9 +11,11 @@ the hits are printed (a table, or with --json one JSON object per line) and no `
 row is written (READ_ONLY).
 
 It runs on the driver: a search is a handful of images, and each probed bucket's index
-is fetched (SparkContext.addFile, so any Hadoop filesystem) and loaded once; a Spark job
-per query would cost more in scheduling than the search itself. Spark still reads the
-tables (Delta or Parquet), filtered to the hits only.
+is read (Spark's Parquet reader, so any Hadoop filesystem) and loaded once; a Spark job
+per query would cost more in scheduling than the search itself. The index is found by
+listing `<output>/_index` and its meta.json names the model, so no table is read before
+the queries are embedded; the `images` and `duplicate_groups` tables are resolved in a
+thread meanwhile and read filtered to the hits only.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import logging
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -72,35 +75,41 @@ def read_queries(spark: SparkSession, sources: list[str], cfg: dict) -> list[Que
 
 
 def index_root(spark: SparkSession, output: str) -> str:
-    """The index of the last run that wrote the `neighbors` table (an index another run of
-    this session published may still lie beside it; after --append the table's rows carry
-    the runs that last changed them, so the `runs` table names the last one)."""
-    from sparkdup.append import latest_run
-
-    run = latest_run(spark, output, "neighbors")
-    if run is None:
-        row = read_table(spark, output, "neighbors").select("run_id").first()
-        run = row["run_id"] if row is not None else None
-    root = indexes.index_root(output, run) if run is not None else None
-    if root is None or not indexes.has_meta(spark, root):
+    """The index the last neighbors run left (found by listing `<output>/_index`, no table
+    read: sparkdup.indexes.latest_root)."""
+    root = indexes.latest_root(spark, output)
+    if root is None:
         raise OutputError(f"{output} has no neighbour index to search (made before search existed, or with "
                           f"neighbors.keep_index=false): rerun `sparkdup neighbors --output {output}`")
     return root
 
 
-def model_of(spark: SparkSession, output: str) -> str:
+def model_of(spark: SparkSession, output: str, meta: dict | None = None) -> str:
+    """The model of the stored vectors: from the index's meta.json (written since it records
+    it), else from the `embeddings` table."""
+    if meta is not None and meta.get("model"):
+        return meta["model"]
     row = read_table(spark, output, "embeddings").select("model").where(F.col("model").isNotNull()).first()
     if row is None:
         raise OutputError(f"the embeddings table of {output} is empty: rerun `sparkdup embed` and `sparkdup neighbors`")
     return row["model"]
 
 
+def hit_tables(spark: SparkSession, output: str) -> tuple:
+    """(images, duplicate_groups or None) resolved (each Delta table's log read once), to be
+    filtered to the hits: run in a thread while the queries are embedded and searched."""
+    images = read_table(spark, output, "images").select("image_id", "path", "content_hash", "signature")
+    groups = (read_table(spark, output, "duplicate_groups").select("image_id", "group_id")
+              if path_exists(spark, table_path(output, "duplicate_groups")) else None)
+    return images, groups
+
+
 # ---------------------------------------------------------------- transform
-def query_index(spark: SparkSession, root: str, vectors: np.ndarray, k: int, nb: dict
-                ) -> tuple[np.ndarray, np.ndarray]:
+def query_index(spark: SparkSession, root: str, vectors: np.ndarray, k: int, nb: dict,
+                meta: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(n, k) image ids and similarities: each vector searched in its probed buckets (only
     those buckets' index files are read, sparkdup.indexes.load_bucket_at)."""
-    meta = indexes.read_meta(spark, root)
+    meta = meta if meta is not None else indexes.read_meta(spark, root)
     buckets = probed_buckets(vectors, meta["centroids"], int(nb["probe_buckets"]))
     params = backends.Params.from_config(nb, 1)
     opened = {int(b): indexes.load_bucket_at(spark, root, int(b), meta["backend"], meta["dim"], nb["index_dir"] or None)
@@ -117,18 +126,20 @@ def query_index(spark: SparkSession, root: str, vectors: np.ndarray, k: int, nb:
     return top_k(candidates, len(vectors), k)
 
 
-def hits_of(spark: SparkSession, output: str, ids: list[int]) -> dict[int, dict]:
-    """image_id -> path, content_hash, signature, group_id of the images found."""
+def hits_of(spark: SparkSession, output: str, ids: list[int], tables: tuple | None = None) -> dict[int, dict]:
+    """image_id -> path, content_hash, signature, group_id of the images found (`tables`:
+    hit_tables()'s frames, when already resolved)."""
     if not ids:
         return {}
-    images = (read_table(spark, output, "images").where(F.col("image_id").isin(ids))
-              .select("image_id", "path", "content_hash", "signature"))
-    if path_exists(spark, table_path(output, "duplicate_groups")):
-        groups = read_table(spark, output, "duplicate_groups").select("image_id", "group_id")
-        images = images.join(groups.where(F.col("image_id").isin(ids)), "image_id", "left")
-    else:
-        images = images.withColumn("group_id", F.lit(None).cast("long"))
-    return {int(r["image_id"]): r.asDict() for r in images.collect()}
+    images, groups = tables if tables is not None else hit_tables(spark, output)
+    # Two filtered scans collected and joined here: a Spark join would add a shuffle (its
+    # tasks cost more than the handful of rows it joins).
+    group_of = ({} if groups is None else
+                {int(r["image_id"]): r["group_id"] for r in groups.where(F.col("image_id").isin(ids)).collect()})
+    found = {int(r["image_id"]): r.asDict() for r in images.where(F.col("image_id").isin(ids)).collect()}
+    for image_id, row in found.items():
+        row["group_id"] = group_of.get(image_id)
+    return found
 
 
 def find(spark: SparkSession, cfg: dict, output: str, sources: list[str], k: int | None = None) -> list[dict]:
@@ -137,12 +148,18 @@ def find(spark: SparkSession, cfg: dict, output: str, sources: list[str], k: int
     nb, an = cfg["neighbors"], cfg["analyze"]
     k = int(k if k is not None else nb["k"])
     root = index_root(spark, output)
-    queries = read_queries(spark, sources, cfg)
-    embed_queries(queries, model_of(spark, output), int(cfg["embed"]["batch_size"]), cfg["embed"]["resize"])
-    ok = [q for q in queries if q.vector is not None]
-    ids, sims = (query_index(spark, root, np.stack([q.vector for q in ok]), k, nb) if ok
-                 else (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)))
-    found = hits_of(spark, output, sorted({int(i) for i, s in zip(ids.ravel(), sims.ravel()) if np.isfinite(s)}))
+    meta = indexes.read_meta(spark, root)
+    # The two tables the hits are looked up in are resolved meanwhile (a Delta table's first
+    # read replays its log: seconds each, mostly waiting, not computing).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparkdup-search-tables") as pool:
+        tables = pool.submit(hit_tables, spark, output)
+        queries = read_queries(spark, sources, cfg)
+        embed_queries(queries, model_of(spark, output, meta), int(cfg["embed"]["batch_size"]), cfg["embed"]["resize"])
+        ok = [q for q in queries if q.vector is not None]
+        ids, sims = (query_index(spark, root, np.stack([q.vector for q in ok]), k, nb, meta) if ok
+                     else (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)))
+        found = hits_of(spark, output, sorted({int(i) for i, s in zip(ids.ravel(), sims.ravel()) if np.isfinite(s)}),
+                        tables.result())
     rows, at = [], {id(q): n for n, q in enumerate(ok)}
     for q in queries:
         if q.vector is None:

@@ -6,8 +6,14 @@ output already holds for unchanged files, see each job) and hands it to
 updated, new rows inserted, rows no longer there deleted. Rows whose columns did not
 change (``run_id`` and ``ingested_at`` aside) are not touched, so they keep the run_id
 of the run that last changed them: ``WHERE run_id = X`` is what run X changed, and
-``DESCRIBE HISTORY`` shows one MERGE per table and run (time travel gives the state
-before it).
+``DESCRIBE HISTORY`` shows one MERGE per table and run that changed it (time travel gives
+the state before it). A MERGE that changes no row adds either no commit or one that
+inserts, updates and deletes nothing (its operationMetrics say 0): a table's history names
+the runs that committed to it, the `runs` table lists every run.
+
+A stage that works on "what changed since I last ran" asks :func:`runs_since`: the runs of
+the stage before it that started after its own last run (two `ingest --append` before one
+`embed --append` are both taken).
 
 Parquet has no transactions, so --append is refused on a Parquet output; --append on an
 output with no tables yet is a first run (said in the log).
@@ -73,9 +79,32 @@ def latest_run(spark: SparkSession, output: str, stage: str) -> str | None:
     return None if row is None else row["run_id"]
 
 
+def runs_since(spark: SparkSession, output: str, stage: str, since: str) -> list[str]:
+    """The run_ids of every `stage` run that started after the last `since` run started
+    (every `stage` run when `since` never ran): the runs whose changes a `since` run has
+    not taken yet. Empty without a `runs` table."""
+    if not path_exists(spark, table_path(output, "runs")):
+        return []
+    runs = read_table(spark, output, "runs")
+    last = runs.where(F.col("stage") == since).agg(F.max("started_at")).first()[0]
+    chosen = runs.where(F.col("stage") == stage)
+    if last is not None:
+        chosen = chosen.where(F.col("started_at") > F.lit(last))
+    return sorted(r["run_id"] for r in chosen.select("run_id").distinct().collect())
+
+
+def with_target_columns(df: DataFrame, target: DataFrame) -> DataFrame:
+    """df with every column the target table has and df lacks, as nulls of the target's
+    type (a manifest column the new listing no longer has): MERGE's ``UPDATE SET *`` needs
+    every target column in the source, and the table must hold exactly df's rows."""
+    missing = [f for f in target.schema.fields if f.name not in df.columns]
+    return df.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in missing])
+
+
 def merge_table(df: DataFrame, output: str, name: str) -> str:
     """Make Delta table `name` hold exactly df's rows in one MERGE (a first write when the
-    table is not there yet); returns the table's path."""
+    table is not there yet); returns the table's path. Columns the table has and df lacks
+    become null; columns df adds are added to the table (schema evolution)."""
     spark = df.sparkSession
     path = table_path(output, name)
     df = conform(df, name)
@@ -83,7 +112,9 @@ def merge_table(df: DataFrame, output: str, name: str) -> str:
         return write_table(df, output, name, "delta")
     check_replaceable(spark, path, name, df.columns)
     keys = KEYS[name]
-    target_columns = set(read_table(spark, output, name).columns)
+    target = read_table(spark, output, name)
+    target_columns = set(target.columns)
+    df = with_target_columns(df, target)
     view = f"sparkdup_merge_{name}"
     df.createOrReplaceTempView(view)
     on = " AND ".join(f"t.{_quoted(k)} <=> s.{_quoted(k)}" for k in keys)

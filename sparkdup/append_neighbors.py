@@ -1,7 +1,7 @@
 """Neighbors --append: query only the new vectors, merge their edges into the old lists.
 
-New vectors are those the last embed run wrote (new or changed images) and those with no
-neighbour list yet. The index is rebuilt per bucket over every current vector with the
+New vectors are those the embed runs since the last neighbors run wrote (new or changed
+images) and those with no neighbour list yet. The index is rebuilt per bucket over every current vector with the
 previous index's centroids (each vector goes to its nearest existing bucket: the buckets
 grow, nothing is refitted), and only the new vectors are queried against it, which finds
 their neighbours among the old images and among themselves in one search; so are the old
@@ -45,10 +45,11 @@ def refit_reason(meta: dict | None, backend: str, dim: int, n: int, growth: floa
     return None
 
 
-def new_ids(embeddings: DataFrame, previous: DataFrame, last_embed: str | None) -> DataFrame:
-    """(image_id) of the new vectors: written by the last embed run, or without a list."""
+def new_ids(embeddings: DataFrame, previous: DataFrame, embeds: list[str]) -> DataFrame:
+    """(image_id) of the new vectors: written by the embed runs since the last neighbors
+    run (`embeds`), or without a list."""
     listed = previous.select(F.col("src").alias("image_id")).distinct()
-    return (embeddings.where(F.col("run_id") == F.lit(last_embed)).select("image_id")
+    return (embeddings.where(F.col("run_id").isin(embeds)).select("image_id")
             .unionByName(embeddings.select("image_id").join(listed, "image_id", "left_anti")).distinct())
 
 

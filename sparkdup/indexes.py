@@ -219,6 +219,22 @@ def read_meta(spark: SparkSession, root: str) -> dict:
     return json.loads(bytes(data).decode("utf-8"))
 
 
+def latest_root(spark: SparkSession, output: str) -> str | None:
+    """The newest `<output>/_index/<run>` that has its meta.json (None when there is none),
+    found by listing the folder, without reading a table: run ids begin with their UTC start
+    time (sparkdup.tables.new_run_id), so the greatest name is the last run's. A neighbors run removes
+    the earlier runs' indexes (clean_earlier), so this is the index of the `neighbors` table
+    that run wrote. Used by `sparkdup search`, whose start-up a Delta read would lengthen."""
+    fs, path = hadoop_fs(spark, f"{output.rstrip('/')}/{INDEX_FOLDER}")
+    if not fs.exists(path):
+        return None
+    for run in sorted((s.getPath().getName() for s in fs.listStatus(path) if s.isDirectory()), reverse=True):
+        root = index_root(output, run)
+        if has_meta(spark, root):
+            return root
+    return None
+
+
 def _published_uris(spark: SparkSession) -> list[str]:
     return list(spark.sparkContext.listFiles)
 

@@ -188,3 +188,106 @@ def test_second_append_at_once_fails_cleanly(spark, appended):
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
     assert {t: _version(spark, out, t) for t in TABLES} == before
+
+
+def test_append_verifies_only_the_new_pairs_and_keeps_the_old_decisions(spark, appended):
+    """The append scored only the pairs its new files made; the rows it kept carry the
+    decisions a full run makes for the same pairs."""
+    counts, out, full = appended["append_counts"], appended["appended"], appended["full"]
+    assert counts["pairs_kept"] > 0 and counts["pairs_verified_now"] > 0
+    pairs = delta(spark, out, "duplicate_pairs")
+    assert counts["pairs_kept"] + counts["pairs_verified_now"] == pairs.count()
+    kept = pairs.where(pairs.run_id == appended["first_run"])
+    assert kept.count() == counts["pairs_kept"]
+    cols = ["image_id_a", "image_id_b", "is_duplicate", "reason", "align_fine", "align_local"]
+    in_full = {tuple(r) for r in delta(spark, full, "duplicate_pairs").select(*cols).collect()}
+    mine = {tuple(r) for r in kept.select(*cols).collect()}
+    assert mine <= in_full
+
+
+# ---------------------------------------------------------------- small cases, no pipeline
+def _runs(spark, out: str, rows: list[tuple[str, str, str]]) -> None:
+    """A `runs` table of (run_id, stage, started_at 'HH:MM') rows."""
+    from datetime import datetime
+
+    from sparkdup.runs import RUNS_SCHEMA
+
+    data = [(r, s, datetime.fromisoformat(f"2026-01-01T{t}:00"), 1.0, {}, "{}", "0", "4")
+            for r, s, t in rows]
+    spark.createDataFrame(data, RUNS_SCHEMA).write.format("delta").mode("overwrite").save(os.path.join(out, "runs"))
+
+
+def test_two_ingest_appends_before_one_embed_are_both_embedded(spark, tmp_path):
+    from sparkdup.jobs.embed import to_embed
+
+    out = str(tmp_path)
+    _runs(spark, out, [("r1", "ingest", "10:00"), ("r1", "embed", "10:05"), ("r2", "ingest", "11:00"),
+                       ("r3", "ingest", "12:00")])
+    images = spark.createDataFrame([(1, "ok", "r1"), (2, "ok", "r2"), (3, "ok", "r3"), (4, "broken", "r3"),
+                                    (5, "ok", "r1")], "image_id long, status string, run_id string")
+    previous = spark.createDataFrame([(1,), (5,)], "image_id long")
+    assert sorted(r.image_id for r in to_embed(spark, images, previous, out).collect()) == [2, 3]
+
+
+def test_two_embed_appends_before_one_neighbors_are_both_queried(spark, tmp_path):
+    from sparkdup.append import runs_since
+    from sparkdup.append_neighbors import new_ids
+
+    out = str(tmp_path)
+    _runs(spark, out, [("r1", "embed", "10:00"), ("r1", "neighbors", "10:05"), ("r2", "embed", "11:00"),
+                       ("r3", "embed", "12:00")])
+    embeds = runs_since(spark, out, "embed", "neighbors")
+    assert embeds == ["r2", "r3"]
+    emb = spark.createDataFrame([(1, "r1"), (2, "r2"), (3, "r3")], "image_id long, run_id string")
+    previous = spark.createDataFrame([(1, 2), (2, 1)], "src long, dst long")
+    assert sorted(r.image_id for r in new_ids(emb, previous, embeds).collect()) == [2, 3]
+    assert runs_since(spark, out, "ingest", "embed") == []
+
+
+def _images(spark, ids: list[int], run_id: str, extra: dict | None = None):
+    """An `images`-contract frame of ok rows with nulls elsewhere, plus `extra` columns."""
+    from pyspark.sql import functions as F
+
+    from sparkdup.schemas import TABLES
+
+    given = {"image_id": F.col("id"), "path": F.concat(F.lit("file:/x/"), F.col("id").cast("string")),
+             "status": F.lit("ok"), "run_id": F.lit(run_id)}
+    cols = [given.get(c.name, F.lit(None)).cast(c.type).alias(c.name) for c in TABLES["images"].columns]
+    cols += [F.lit(v).alias(k) for k, v in (extra or {}).items()]
+    return spark.createDataFrame([(i,) for i in ids], "id long").select(*cols)
+
+
+def test_merge_fills_a_dropped_manifest_column_with_nulls(spark, tmp_path):
+    """A manifest column the new listing no longer has: the MERGE (UPDATE SET * needs every
+    target column) sets it to null, so the table holds exactly the new rows."""
+    from sparkdup.append import merge_table
+
+    out = str(tmp_path)
+    merge_table(_images(spark, [1, 2], "r1", {"batch": "b1"}), out, "images")
+    merge_table(_images(spark, [1, 2, 3], "r2"), out, "images")
+    rows = sorted(delta(spark, out, "images").select("image_id", "batch").collect())
+    assert [(r.image_id, r.batch) for r in rows] == [(1, None), (2, None), (3, None)]
+
+
+def test_merge_that_changes_nothing_changes_no_row(spark, tmp_path):
+    """A run that changes none of a table's rows adds at most one MERGE commit, and that one
+    inserts, updates and deletes nothing (operationMetrics); Delta may also skip it (the
+    append fixture's unchanged tables got none). docs/schema.md says so: a table's history
+    names the runs that committed to it, the `runs` table every run."""
+    from sparkdup.append import merge_table
+
+    out = str(tmp_path)
+    merge_table(_images(spark, [1, 2], "r1"), out, "images")
+    before = _version(spark, out, "images")
+    merge_table(_images(spark, [1, 2], "r2"), out, "images")  # only the stamp differs
+    path = os.path.join(out, "images")
+    after = [h for h in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect() if h.version > before]
+    assert len(after) <= 1
+    for h in after:
+        assert h.operation == "MERGE"
+        assert {k: h.operationMetrics[k] for k in ("numTargetRowsInserted", "numTargetRowsUpdated",
+                                                   "numTargetRowsDeleted")} == dict.fromkeys(
+            ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted"), "0")
+    assert {(r.image_id, r.run_id) for r in delta(spark, out, "images").collect()} == {(1, "r1"), (2, "r1")}
+    merge_table(_images(spark, [1], "r3"), out, "images")
+    assert [r.image_id for r in delta(spark, out, "images").collect()] == [1]

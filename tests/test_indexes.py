@@ -139,3 +139,20 @@ def test_load_bucket_reads_one_bucket_through_the_filesystem(spark, built, tmp_p
     assert len(loaded.ids) == built["sizes"][b]
     assert os.listdir(tmp_path) and all(f.startswith(f"run-1-bucket-{b}-") for f in os.listdir(tmp_path))
     assert indexes.load_bucket(spark, output, "run-1", 99, "annoy", DIM, local_dir=str(tmp_path)) is None
+
+
+def test_latest_root_is_the_newest_index_with_its_meta(spark, tmp_path):
+    """`sparkdup search` finds its index by listing `_index` (no table read): the greatest
+    run id (they begin with the UTC start time) that has a meta.json; none -> None."""
+    from sparkdup import indexes
+
+    out = str(tmp_path / "out")
+    assert indexes.latest_root(spark, out) is None
+    for run, with_meta in (("20260101T000000Z-aaaaaa", True), ("20260102T000000Z-bbbbbb", True),
+                           ("20260103T000000Z-cccccc", False)):  # the newest was never finished
+        os.makedirs(indexes.index_root(out, run))
+        if with_meta:
+            indexes.write_meta(spark, indexes.index_root(out, run), {"backend": "exact", "dim": 4, "run": run})
+    root = indexes.latest_root(spark, out)
+    assert root == indexes.index_root(out, "20260102T000000Z-bbbbbb")
+    assert indexes.read_meta(spark, root)["run"] == "20260102T000000Z-bbbbbb"

@@ -70,6 +70,8 @@ def test_search_finds_copies_and_reencodes(spark, searched):
     assert "cannot" in broken.iloc[0]["error"]
     meta = json.loads(open(glob.glob(os.path.join(out, "_index", "*", "meta.json"))[0]).read())
     assert meta["buckets"] == 1 and meta["centroids"] is None and meta["dim"] > 0
+    # the model a search embeds its queries with, without reading the embeddings table
+    assert meta["model"] == spark.read.parquet(os.path.join(out, "embeddings")).first()["model"]
     # search only reads: no runs row
     assert spark.read.parquet(os.path.join(out, "runs")).count() == runs_before
 
