@@ -13,12 +13,8 @@ cost on two cores) times rows × dimensions × classes per iteration, so:
    covariance of a sample comes from MLlib on executors, a d × d matrix to the driver,
    eigendecomposed there; MLlib's own PCA runs a full SVD of it in the JVM, 9-15 CPU s at
    d = 1280) and the compact features are kept for the fit and the scoring;
-2. the K models are one MLlib multinomial LogisticRegression: each training row is
-   repeated once per model that may see it (K - 1 times), its features placed in that
-   model's block of a K × (dim + 1) vector (the + 1 is the model's own intercept), so the
-   objective is the sum of the K folds' objectives and one L-BFGS run fits all K at the
-   cost in Spark jobs of one. An image is scored with its features in its own fold's
-   block: only the model that never saw it contributes.
+2. model k is a multinomial LogisticRegression fitted on the other folds' compact
+   features and applied to fold k, for at most label_max_iter iterations.
 
 Fitting and scoring run on executors; the driver sees the class list, the covariance and
 the fitted coefficients.
@@ -46,14 +42,14 @@ log = logging.getLogger("sparkdup")
 ROWS_PER_TRAINING_PARTITION = 50_000
 
 
-def class_index(labelled: DataFrame, min_members: int) -> tuple[DataFrame, dict[str, int]]:
-    """Classes a model can learn (at least min_members images), indexed 0..C-1 by name,
-    as a small DataFrame (label, idx) and every label's member count."""
+def class_index(labelled: DataFrame, min_members: int) -> tuple[DataFrame, list[str], dict[str, int]]:
+    """Classes a model can learn (at least min_members images), indexed 0..C-1 by name:
+    a small DataFrame (label, idx), the names in index order and every label's member count."""
     counts = {r["label"]: int(r["count"]) for r in labelled.groupBy("label").count().collect()}
     names = sorted(lab for lab, n in counts.items() if n >= min_members)
     spark = labelled.sparkSession
     index = spark.createDataFrame([(lab, i) for i, lab in enumerate(names)], "label string, idx int")
-    return index, counts
+    return index, names, counts
 
 
 def folds(labelled: DataFrame, groups: DataFrame, k: int, seed: int) -> DataFrame:
@@ -90,50 +86,46 @@ def _projected(mean: np.ndarray, axes: np.ndarray) -> Column:
     return proj(F.col("embedding"))
 
 
-def _in_block(x: str, block: Column, k: int, width: int) -> Column:
-    """The array column x placed in block `block` of k blocks of `width`, zeros elsewhere."""
-    zeros = F.array_repeat(F.lit(0.0), width)
-    return array_to_vector(F.flatten(F.transform(F.sequence(F.lit(0), F.lit(k - 1)),
-                                                 lambda b: F.when(b == block, F.col(x)).otherwise(zeros))))
-
-
-def cross_fitted_probabilities(labelled: DataFrame, index: DataFrame, n_classes: int, an: dict) -> DataFrame:
+def cross_fitted_probabilities(labelled: DataFrame, n_rows: int, index: DataFrame, n_classes: int, an: dict
+                               ) -> DataFrame:
     """(image_id, probs): probs[j] = P(class j | embedding) from the model of the other
-    folds, an array of n_classes doubles. labelled has image_id, label, embedding, fold;
-    every row is scored, also those of labels too small to be classes. Checkpointed."""
-    k = int(an["label_folds"])
-    n = labelled.count()
+    folds, an array of n_classes doubles (a class missing from a fold's training data gets
+    0). labelled has image_id, label, embedding, fold; every row is scored, also those of
+    labels too small to be classes; n_rows is its row count. Checkpointed."""
+    k, n = int(an["label_folds"]), n_rows
     dim = int(an["label_pca_dim"])
-    width = len(labelled.select("embedding").first()[0])
     rows = labelled.join(F.broadcast(index), "label", "left")
-    if 0 < dim < width:
+    if dim > 0:
         mean, axes = principal_axes(rows, n, dim, int(an["label_pca_sample"]), int(an["label_seed"]))
-        x, width = _projected(mean, axes), dim
+        x = _projected(mean, axes)
     else:
         x = F.col("embedding")
     # The same rows in the same partitions in the same order, whatever the input's partitioning
     # (local mode, a cluster, another shuffle setting): MLlib sums gradients per partition, so
     # only then do the fits, and the borderline label issues, come out the same everywhere.
     n_parts = max(1, math.ceil(n / ROWS_PER_TRAINING_PARTITION))
-    compact = (rows.select("image_id", "fold", F.col("idx").cast("double").alias("idx"),
-                           F.concat(x.cast("array<double>"), F.array(F.lit(1.0))).alias("x"))
-               .repartition(n_parts, "image_id").sortWithinPartitions("image_id")
-               .persist(StorageLevel.MEMORY_AND_DISK))  # the fit and the scoring read it
-    others = F.filter(F.sequence(F.lit(0), F.lit(k - 1)), lambda b: b != F.col("fold"))
-    train = (compact.where(F.col("idx").isNotNull()).withColumn("block", F.explode(others))
-             .select("idx", _in_block("x", F.col("block"), k, width + 1).alias("features")))
-    # The stacked objective weighs fold f's loss by its share (about 1/K) of the stacked
-    # rows, so regParam / K puts each fold's own penalty at label_reg.
-    lr = LogisticRegression(featuresCol="features", labelCol="idx", family="multinomial", fitIntercept=False,
-                            regParam=float(an["label_reg"]) / k, elasticNetParam=0.0,
+    data = (rows.select("image_id", "fold", F.col("idx").cast("double").alias("idx"), array_to_vector(x).alias("features"))
+            .repartition(n_parts, "image_id").sortWithinPartitions("image_id")
+            .persist(StorageLevel.MEMORY_AND_DISK))  # the K fits and scorings read it
+    lr = LogisticRegression(featuresCol="features", labelCol="idx", family="multinomial",
+                            regParam=float(an["label_reg"]), elasticNetParam=0.0,
                             maxIter=int(an["label_max_iter"]), tol=float(an["label_tol"]),
                             standardization=bool(an["label_standardize"]))
-    model = lr.fit(train)
-    log.info("analyze: label model: %d folds, %d classes, %d features, %d L-BFGS iterations",
-             k, n_classes, width, model.summary.totalIterations)
-    scored = model.transform(compact.select("image_id", _in_block("x", F.col("fold"), k, width + 1).alias("features")))
-    out = scored.select("image_id", vector_to_array("probability").alias("probs")).checkpoint(eager=True)
-    compact.unpersist()
+    parts, iterations = [], []
+    for f in range(k):
+        model = lr.fit(data.where((F.col("fold") != f) & F.col("idx").isNotNull()))
+        iterations.append(model.summary.totalIterations)
+        scored = model.transform(data.where(F.col("fold") == f)).select("image_id", vector_to_array("probability").alias("p"))
+        pad = n_classes - model.numClasses  # classes above the fold's largest index
+        parts.append(scored.select("image_id", (F.concat("p", F.array_repeat(F.lit(0.0), F.lit(pad))) if pad > 0
+                                                else F.col("p")).alias("probs")))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    out = out.checkpoint(eager=True)
+    data.unpersist()
+    log.info("analyze: label model: %d folds, %d classes, %s features, L-BFGS iterations %s",
+             k, n_classes, dim or "all embedding", iterations)
     return out
 
 
@@ -144,12 +136,11 @@ def model_probabilities(images: DataFrame, embeddings: DataFrame, groups: DataFr
     no labels at all, or fewer than two classes; said in one log line."""
     labelled = (images.where(F.col("label").isNotNull()).select("image_id", "label")
                 .join(embeddings.select("image_id", "embedding"), "image_id"))
-    index, counts = class_index(labelled, int(an["label_min_class_size"]))
-    names = [r["label"] for r in index.orderBy("idx").collect()]
+    index, names, counts = class_index(labelled, int(an["label_min_class_size"]))
     if len(names) < 2:
         log.info("analyze: label model skipped: %s", "no labelled images" if not counts else
                  f"{len(names)} label(s) with at least {an['label_min_class_size']} images; a classifier needs two")
         return None, names, counts
     with_folds = folds(labelled, groups, int(an["label_folds"]), int(an["label_seed"]))
-    probs = cross_fitted_probabilities(with_folds, index, len(names), an)
+    probs = cross_fitted_probabilities(with_folds, sum(counts.values()), index, len(names), an)
     return probs.join(labelled.select("image_id", "label"), "image_id"), names, counts
