@@ -7,8 +7,9 @@ GROUND_TRUTH_DIR holds ground_truth.parquet (tools.groundtruth.generate), RUN_OU
 tables of `sparkdup run` on its images. The analyze functions run on the stored images,
 embeddings, neighbors and duplicate_groups tables (local[2]), so settings of these two
 steps can be compared without rerunning ingest, embedding and the neighbour search. CPU
-time is the Spark JVM's (driver and local executors) plus this Python process's, from
-/proc; Spark jobs are those of the step's job group.
+time is that of the Spark JVM (driver and local executors), of its Python workers (pandas
+UDFs; those that exit are counted through their parent) and of this Python process; Spark
+jobs are those of the step's job group.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import tempfile
 import time
 
 import pandas as pd
+import psutil
+from pyspark import StorageLevel
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from sparkdup.config import load_config  # noqa: E402
@@ -38,16 +41,23 @@ def main() -> None:
     spark = get_spark(cfg)
     spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="bench_findings_"))
     an = cfg["analyze"]
-    jvm = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
-    tick = os.sysconf("SC_CLK_TCK")
+    jvm = psutil.Process(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
 
     def cpu() -> float:
-        fields = open(f"/proc/{jvm}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick + time.process_time()
+        total = time.process_time()
+        for p in [jvm, *jvm.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
 
-    images, emb, nb, groups = (read_table(spark, args.run, t)
+    # kept as jobs/analyze.py keeps them, so a step's cost excludes reading the tables
+    images, emb, nb, groups = (read_table(spark, args.run, t).drop("signature").persist(StorageLevel.MEMORY_AND_DISK)
                                for t in ("images", "embeddings", "neighbors", "duplicate_groups"))
     n = emb.count()
+    images.count(), nb.count(), groups.count()
     truth = pd.read_parquet(os.path.join(args.truth, "ground_truth.parquet"))
     truth["path"] = truth.path.map(normalize_path)
     tracker = spark.sparkContext.statusTracker()

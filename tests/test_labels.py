@@ -11,8 +11,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from sparkdup.config import load_config
+from sparkdup.findings.label_model import principal_axes
 from sparkdup.findings.labels import confident_learning, label_issues, label_votes, mixed_label_groups, neighbour_votes
 from tests.test_outliers import knn_table, single_partition_plan
+from udfs.project import project
 
 GROUPS_SCHEMA = "group_id long, image_id long, path string, label string"
 
@@ -140,3 +142,20 @@ def test_mixed_label_groups(spark):
                                    GROUPS_SCHEMA)
     df = mixed_label_groups(groups).toPandas()
     assert list(df.image_id) == [3] and df.group_label[0] == "cat" and df.group_share[0] == pytest.approx(2 / 3)
+
+
+def test_principal_axes_from_a_sample(spark):
+    # 400 points in 6-d spread mostly along u, then along v: the first two axes are ±u, ±v,
+    # also when only about a quarter of the rows (picked by hash) estimate them
+    rng = np.random.default_rng(3)
+    u, v = np.linalg.qr(rng.normal(size=(6, 2)))[0].T
+    pts = 2.0 + rng.normal(0, 5, (400, 1)) * u + rng.normal(0, 2, (400, 1)) * v + rng.normal(0, 0.1, (400, 6))
+    rows = spark.createDataFrame(pd.DataFrame({"image_id": np.arange(400) * 7919, "embedding": [list(map(float, p)) for p in pts]}),
+                                 "image_id long, embedding array<double>")
+    for sample in (1000, 100):
+        mean, axes = principal_axes(rows, 400, 2, sample, 42)
+        assert axes.shape == (6, 2)
+        assert abs(axes[:, 0] @ u) > 0.99 and abs(axes[:, 1] @ v) > 0.95
+    mean, axes = principal_axes(rows, 400, 2, 1000, 42)
+    assert mean == pytest.approx(pts.mean(0))
+    assert project(pts[:3], mean, axes) == pytest.approx(((pts[:3] - pts.mean(0)) @ axes).astype(np.float32), abs=1e-4)
