@@ -63,7 +63,7 @@ def main() -> None:
     tables = timed("resolve images, duplicate_groups", search.hit_tables, spark, a.output)
     hits = timed("look up hits", search.hits_of, spark, a.output,
                  sorted({int(i) for i, s in zip(ids.ravel(), sims.ravel()) if np.isfinite(s)}),
-                 tables)
+                 tables, search.to_verify(ids, sims, cfg["analyze"]["duplicate_similarity"]))
     print(f"sparkdup search: {command:.1f} s ({len(cli.stdout.splitlines()) - 1} hits printed); one after the "
           f"other in one process ({len(hits)} hits): " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
           + f", total {sum(parts.values()):.1f} s")

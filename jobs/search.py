@@ -15,7 +15,8 @@ is read (Spark's Parquet reader, so any Hadoop filesystem) and loaded once; a Sp
 per query would cost more in scheduling than the search itself. The index is found by
 listing `<output>/_index` and its meta.json names the model, so no table is read before
 the queries are embedded; the `images` and `duplicate_groups` tables are resolved in a
-thread meanwhile and read filtered to the hits only.
+thread meanwhile and read filtered to the hits only
+(signatures only for the hits the duplicate rule compares).
 """
 from __future__ import annotations
 
@@ -126,20 +127,35 @@ def query_index(spark: SparkSession, root: str, vectors: np.ndarray, k: int, nb:
     return top_k(candidates, len(vectors), k)
 
 
-def hits_of(spark: SparkSession, output: str, ids: list[int], tables: tuple | None = None) -> dict[int, dict]:
+def hits_of(spark: SparkSession, output: str, ids: list[int], tables: tuple | None = None,
+            verify: set[int] | None = None) -> dict[int, dict]:
     """image_id -> path, content_hash, signature, group_id of the images found (`tables`:
-    hit_tables()'s frames, when already resolved)."""
+    hit_tables()'s frames, when already resolved). Signatures are read only for `verify`
+    (the hits close enough for the duplicate rule to compare pixels; None: all of them):
+    image ids are hashes, so no row group can be skipped and a signature scan reads the
+    column of every image."""
     if not ids:
         return {}
     images, groups = tables if tables is not None else hit_tables(spark, output)
-    # Two filtered scans collected and joined here: a Spark join would add a shuffle (its
-    # tasks cost more than the handful of rows it joins).
+    verify = set(ids) if verify is None else verify & set(ids)
+    # Filtered scans collected and joined here: a Spark join would add a shuffle (its tasks
+    # cost more than the handful of rows it joins).
     group_of = ({} if groups is None else
                 {int(r["image_id"]): r["group_id"] for r in groups.where(F.col("image_id").isin(ids)).collect()})
-    found = {int(r["image_id"]): r.asDict() for r in images.where(F.col("image_id").isin(ids)).collect()}
+    found = {int(r["image_id"]): r.asDict() | {"signature": None}
+             for r in images.drop("signature").where(F.col("image_id").isin(ids)).collect()}
+    if verify:
+        for r in images.select("image_id", "signature").where(F.col("image_id").isin(sorted(verify))).collect():
+            found[int(r["image_id"])]["signature"] = r["signature"]
     for image_id, row in found.items():
         row["group_id"] = group_of.get(image_id)
     return found
+
+
+def to_verify(ids: np.ndarray, sims: np.ndarray, min_similarity: float) -> set[int]:
+    """The hits whose pixels the duplicate rule compares (cosine >= analyze.duplicate_similarity)."""
+    close = np.isfinite(sims) & (sims >= min_similarity)
+    return {int(i) for i in ids[close]}
 
 
 def find(spark: SparkSession, cfg: dict, output: str, sources: list[str], k: int | None = None) -> list[dict]:
@@ -159,7 +175,7 @@ def find(spark: SparkSession, cfg: dict, output: str, sources: list[str], k: int
         ids, sims = (query_index(spark, root, np.stack([q.vector for q in ok]), k, nb, meta) if ok
                      else (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)))
         found = hits_of(spark, output, sorted({int(i) for i, s in zip(ids.ravel(), sims.ravel()) if np.isfinite(s)}),
-                        tables.result())
+                        tables.result(), to_verify(ids, sims, an["duplicate_similarity"]))
     rows, at = [], {id(q): n for n, q in enumerate(ok)}
     for q in queries:
         if q.vector is None:

@@ -283,3 +283,9 @@ def test_pairs_keep_the_evidence_and_the_reason(tables):
     # the neighbour pointing at the broken file has no row (it was never decoded): nothing crashes
     assert ids["broken.png"] not in set(pairs.image_id_a) | set(pairs.image_id_b)
     assert set(pairs.reason) <= {"hash", "verified", "pixels_differ", "local_change", "no_signature"}
+
+
+def test_compare_takes_signatures_as_spark_rows_give_them(kate):
+    """A signature collected from a Spark Row is a bytearray (search): it scores as the bytes."""
+    a, b = sig(png(kate)), sig(png(flat(kate), "JPEG", quality=60))
+    assert compare(bytearray(a), bytearray(b)) == compare(a, b)

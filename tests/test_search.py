@@ -126,3 +126,22 @@ def test_search_probes_bucket_centroids(spark, searched):
                            settings={"neighbors.probe_buckets": 3})
     assert by_query(hits, "copy.png").iloc[0]["path"].endswith("/03.png")
     assert by_query(hits, "reencoded.jpg").iloc[0]["path"].endswith("/05.png")
+
+
+def test_signatures_read_only_for_hits_the_rule_compares(spark, searched):
+    """A hit below analyze.duplicate_similarity gets no signature (the lookup does not scan
+    that column for it); one above gets the stored one."""
+    import numpy as np
+
+    from sparkdup.jobs import search
+
+    out = searched[0]
+    ids = [r.image_id for r in spark.read.parquet(os.path.join(out, "images")).where("status = 'ok'")
+           .orderBy("image_id").limit(3).collect()]
+    close = search.to_verify(np.array([ids]), np.array([[0.95, 0.5, float("nan")]]), 0.8)
+    assert close == {ids[0]}
+    found = search.hits_of(spark, out, ids, verify=close)
+    assert set(found) == set(ids)
+    assert found[ids[0]]["signature"] is not None
+    assert found[ids[1]]["signature"] is None and found[ids[2]]["signature"] is None
+    assert all(found[i]["path"] for i in ids)

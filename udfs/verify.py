@@ -351,7 +351,9 @@ def compare_many(a: Iterable[bytes | None], b: Iterable[bytes | None], min_coars
     search: its ``fine``, ``changed`` and ``local`` are None (it cannot be verified).
     """
     images = _Images()
-    return [_compare_one(x, y, min_coarse, images) for x, y in zip(a, b)]
+    # Signatures key the per-batch caches: a bytearray (a Spark Row's binary) is not hashable.
+    key = lambda s: None if s is None else bytes(s)  # noqa: E731
+    return [_compare_one(key(x), key(y), min_coarse, images) for x, y in zip(a, b)]
 
 
 def compare(a: bytes | None, b: bytes | None, min_coarse: float | None = None) -> dict:
