@@ -14,7 +14,7 @@ from sparkdup.config import load_config
 from sparkdup.findings.label_model import principal_axes
 from sparkdup.findings.labels import confident_learning, label_issues, label_votes, mixed_label_groups, neighbour_votes
 from tests.test_outliers import knn_table, single_partition_plan
-from udfs.project import project
+from sparkdup.udfs.project import project
 
 GROUPS_SCHEMA = "group_id long, image_id long, path string, label string"
 

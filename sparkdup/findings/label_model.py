@@ -38,7 +38,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
-from udfs.project import project, stack_column
+from sparkdup.udfs.project import project, stack_column
 
 log = logging.getLogger("sparkdup")
 
