@@ -25,7 +25,8 @@ def spark():
     from sparkdup.config import load_config
     from sparkdup.session import get_spark
 
-    cfg = load_config(overrides=["spark.master=local[2]", "spark.driver_memory=3g"])
+    # Quick JIT: the suite is many short runs, where C2's compiling costs more than it gives.
+    cfg = load_config(overrides=["spark.master=local[2]", "spark.driver_memory=3g", "spark.quick_jit=true"])
     session = get_spark(cfg)
     session.conf.set("spark.sql.shuffle.partitions", "4")
     yield session

@@ -202,7 +202,8 @@ def test_distributed_components_checkpoint_into_the_checkpoint_dir(spark, tmp_pa
 
 
 def test_local_sessions_cut_the_fixed_costs(spark, tmp_path):
-    """A local session compiles with the quick JIT only (spark.quick_jit) and rebuilds a
+    """A local session asked for the quick JIT (spark.quick_jit, set by the suite's session;
+    off by default) compiles with C1 only, and rebuilds a
     Delta table's state from its log in 2 partitions, not Delta's 50 (measured in
     BENCHMARKS.md, "Fixed costs"), and a Delta read after a write runs no 50-task stage."""
     from sparkdup.session import LOCAL_SNAPSHOT_PARTITIONS
@@ -211,7 +212,7 @@ def test_local_sessions_cut_the_fixed_costs(spark, tmp_path):
     jvm_args = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()  # noqa: SLF001
     assert "-XX:TieredStopAtLevel=1" in list(jvm_args)
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == str(LOCAL_SNAPSHOT_PARTITIONS)
-    assert load_config(overrides=["spark.quick_jit=false"])["spark"]["quick_jit"] is False
+    assert load_config()["spark"]["quick_jit"] is False
     path = str(tmp_path / "t")
     spark.range(10).write.format("delta").save(path)
     sc = spark.sparkContext
