@@ -15,7 +15,3 @@ def project(vectors: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarr
     """(vectors - mean) @ axes as float32: n × d rows onto d × k axes -> n × k."""
     return ((np.asarray(vectors, dtype=np.float64) - mean) @ axes).astype(np.float32)
 
-
-def stack_column(batch) -> np.ndarray:
-    """A pandas Series of equal-length arrays as one n × d matrix (empty: 0 × 0)."""
-    return np.stack(batch.to_numpy()) if len(batch) else np.zeros((0, 0))

@@ -38,7 +38,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
-from sparkdup.udfs.project import project, stack_column
+from sparkdup.udfs.buckets import as_matrix
+from sparkdup.udfs.project import project
 
 log = logging.getLogger("sparkdup")
 
@@ -86,7 +87,7 @@ def principal_axes(rows: DataFrame, n_rows: int, dim: int, sample_rows: int, see
 def _projected(mean: np.ndarray, axes: np.ndarray) -> Column:
     @pandas_udf("array<float>")
     def proj(batch: pd.Series) -> pd.Series:
-        return pd.Series(list(project(stack_column(batch), mean, axes)))
+        return pd.Series(list(project(as_matrix(batch), mean, axes)))
     return proj(F.col("embedding"))
 
 
