@@ -158,11 +158,11 @@ def main() -> None:
     from sparkdup.config import load_config
 
     an = load_config()["analyze"]
-    rule = np.array([verify.is_same_picture(r, an["verify_min_fine"], an["verify_max_changed"], an["verify_max_local"])
-                     for r in results])
+    rule = np.array([verify.is_same_picture(r, an) for r in results])
     tp, fp = int((rule & (labels == 1)).sum()), int((rule & (labels == 0)).sum())
     lines.append(f"| **aligned rule** (fine >= {an['verify_min_fine']}, changed <= {an['verify_max_changed']}, "
-                 f"local <= {an['verify_max_local']}) | "
+                 f"local <= {an['verify_max_local']}, local_rest <= {an['verify_max_local_rest']}, "
+                 f"chroma <= {an['verify_max_chroma']}) | "
                  f"{tp / labels.sum():.3f} at precision {tp / max(tp + fp, 1):.3f} | fixed | | {cost['aligned_fine']:.2f} |")
     by = defaultdict(lambda: [0, 0])
     for s, y, k in zip(rule, labels, kinds):

@@ -98,14 +98,14 @@ def replay(work: str, min_cosine: float | None = None, min_coarse: float | None 
     images = t["images"]
     images = images[(images["status"] == "ok") & images["content_hash"].notna()]
     pairs, ms = verify(candidates(images, t["neighbors"], min_cosine), images, an["verify_min_coarse"])
-    rule = (an["verify_min_fine"], an["verify_max_changed"], an["verify_max_local"])
-    same = np.array([is_same_picture(r, *rule) for r in pairs.to_dict("records")], bool)
+    rule = {k: v for k, v in an.items() if k.startswith("verify_max") or k == "verify_min_fine"}
+    same = np.array([is_same_picture(r, rule) for r in pairs.to_dict("records")], bool)
     g = groups(images, pairs[same])
     gt = pd.read_parquet(os.path.join(work, "data", "ground_truth.parquet"))
     result = score(gt, {"duplicate_groups": g[["group_id", "path", "kind", "content_hash"]], "leaks": leaks(g)})
     result["replay"] = {"candidates": len(pairs), "verified": int(same.sum()), "cpu_ms_per_pair": round(ms, 2),
                         "fine_searched": int(pairs["fine"].notna().sum()), "min_coarse": an["verify_min_coarse"],
-                        "min_cosine": min_cosine, "rule": dict(zip(("min_fine", "max_changed", "max_local"), rule))}
+                        "min_cosine": min_cosine, "rule": rule}
     return result, pairs.assign(is_duplicate=same)
 
 

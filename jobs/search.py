@@ -189,8 +189,7 @@ def find(spark: SparkSession, cfg: dict, output: str, sources: list[str], k: int
             rows.append({"query": q.name, "status": "ok", "error": None, "rank": rank, "path": hit.get("path"),
                          "similarity": round(s, 6), "group_id": hit.get("group_id"),
                          "duplicate": is_duplicate(q, hit.get("content_hash"), hit.get("signature"), s,
-                                                   an["duplicate_similarity"], an["verify_min_fine"],
-                                                   an["verify_max_changed"], an["verify_max_local"])})
+                                                   an["duplicate_similarity"], an)})
     return rows
 
 

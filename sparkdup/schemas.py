@@ -107,8 +107,10 @@ align_coarse double: best 16x16 aligned thumbnail correlation
 align_fine double: 32x32 correlation of the best aligned windows
 align_changed double: share of aligned pixels still differing locally
 align_local double: worst tile's residual after alignment, relative to the contrast
+align_local_rest double: second-worst tile's residual (what differs beyond one tile)
+align_chroma double: largest tile mean of the residual in opponent colour (0-255)
 is_duplicate boolean: the duplicate rule's decision
-reason string: hash, verified, pixels_differ, local_change or no_signature
+reason string: hash, verified, pixels_differ, local_change, colour_change or no_signature
 run_id string: the run that wrote the row
 """),
     _spec("duplicate_groups", "one row per member of each group", """

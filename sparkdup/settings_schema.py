@@ -195,6 +195,8 @@ class AnalyzeSettings(Section):
     verify_min_fine: float = rule(ge=-1, le=1)
     verify_max_changed: float = rule(ge=0, le=1)
     verify_max_local: float = rule(ge=0)
+    verify_max_local_rest: float = rule(ge=0)
+    verify_max_chroma: float = rule(ge=0, le=255)
     verify_min_coarse: float = rule(ge=-1, le=1)
     components_method: str = rule(choices=("auto", "graphframes", "dataframe", "driver"))
     driver_max_edges: int = rule(ge=0)

@@ -91,7 +91,7 @@ def test_pair_evidence(sql):
     run, _ = sql
     pairs = run("pair_evidence")
     assert len(pairs) > 0 and not pairs["hash_match"].any()
-    assert set(pairs["reason"]) <= {"verified", "pixels_differ", "local_change", "no_signature"}
+    assert set(pairs["reason"]) <= {"verified", "pixels_differ", "local_change", "colour_change", "no_signature"}
     assert (pairs["is_duplicate"] == (pairs["reason"] == "verified")).all()
     assert list(pairs["similarity"]) == sorted(pairs["similarity"], reverse=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -72,10 +73,11 @@ def top_k(candidates: list[tuple[np.ndarray, np.ndarray]], n: int, k: int) -> tu
 
 
 def is_duplicate(query: Query, content_hash: str | None, signature: bytes | None, similarity: float,
-                 min_similarity: float, min_fine: float, max_changed: float, max_local: float) -> bool:
-    """Analyze's verified duplicate rule for one (query, indexed image) pair."""
+                 min_similarity: float, rule: Mapping) -> bool:
+    """Analyze's verified duplicate rule for one (query, indexed image) pair; ``rule``: the
+    analyze settings (their verify_* thresholds, see udfs.verify.is_same_picture)."""
     if content_hash is not None and query.content_hash == content_hash:
         return True
     if similarity < min_similarity:
         return False
-    return is_same_picture(compare(query.signature, signature), min_fine, max_changed, max_local)
+    return is_same_picture(compare(query.signature, signature), rule)

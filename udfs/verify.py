@@ -23,7 +23,11 @@ picture):
   e.g. a moved limb, that a global correlation can average away);
 * ``local``: in that window, the RMS colour residual of the worst of 4 x 4 tiles after one
   brightness gain shared by all channels, over the picture's RMS contrast (see _local):
-  a small emblem, limb or recoloured area that ``changed`` counts as too few pixels.
+  a small emblem, limb or recoloured area that ``changed`` counts as too few pixels;
+* ``local_rest``: the same residual of the second-worst tile (an overlay such as a
+  watermark may change one tile; a differing drawing changes more);
+* ``chroma``: the largest tile mean of the residual's opponent colour (0-255): a hue
+  change, e.g. one folder icon in yellow and in orange.
 
 Cost: the coarse correlations factor into one part per image (see _Prepared), so
 compare_many prepares each image once per batch and a pair's 450 coarse windows are two
@@ -39,7 +43,7 @@ labelled real pairs (benchmarks/bench_verify.py, BENCHMARKS.md).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -131,27 +135,41 @@ def _changed(window: np.ndarray, target: np.ndarray) -> float:
     return float((residual > 0.25 * span).mean())
 
 
-def _local(window: np.ndarray, target: np.ndarray) -> float:
-    """The largest local difference left after alignment, relative to the picture's contrast.
+def _local(window: np.ndarray, target: np.ndarray) -> tuple[float, float, float]:
+    """The local differences left after alignment: (worst tile, second-worst tile, colour).
 
     The window is scaled to the target by one brightness gain shared by the three
     channels (clipped to GAIN_RANGE; no offset, no per-channel gain), so a brightness edit
     leaves nothing while a recoloured area (the same folder icon in another colour) or a
-    blank of another colour does. The score is the RMS colour residual of the worst of
-    TILES x TILES tiles over the target's RMS contrast: a small emblem or limb that differs
-    fills one tile and stands out, where an average over the whole picture (the global
-    correlation, ``changed``) dilutes it. This is worst-window pooling of a local error map,
-    as quality measures such as SSIM (Wang et al. 2004) pool their local scores.
+    blank of another colour does. A tile's score is its RMS colour residual over the
+    target's RMS contrast, on a TILES x TILES grid: a small emblem or limb that differs
+    fills a tile or two and stands out, where an average over the whole picture (the
+    global correlation, ``changed``) dilutes it. This is worst-window pooling of a local
+    error map, as quality measures such as SSIM (Wang et al. 2004) pool their local scores.
+
+    The worst tile alone is what a small overlay (a watermark, a caption in a corner) also
+    changes, so the rule bounds it loosely and bounds the *second*-worst tile tightly: an
+    edit may hide one tile (1/16 of the picture) and nothing else, which is the usual robust
+    statistic of dropping the largest of a set of local errors before pooling them.
+
+    The colour score is the largest tile mean of the residual in two opponent-colour axes
+    (R - G and (R + G) / 2 - B, 0-255 units): a hue change (a yellow folder and the same
+    folder in orange) is another picture, which a per-channel-centred correlation and a
+    residual over contrast both see only weakly; brightness and grey (luma on both sides)
+    leave no opponent residual.
     """
     ww = float((window * window).sum())
     gain = float((window * target).sum()) / ww if ww > 1e-6 else 1.0
     res = target - min(max(gain, GAIN_RANGE[0]), GAIN_RANGE[1]) * window
+    n = res.shape[0] // TILES
     e2 = (res * res).sum(axis=-1)
-    n = e2.shape[0] // TILES
-    tiles = e2.reshape(TILES, n, TILES, n).mean(axis=(1, 3))
+    tiles = np.sort(e2.reshape(TILES, n, TILES, n).mean(axis=(1, 3)).ravel())
     tc = target - target.mean(axis=(0, 1))
     contrast = max(float(np.sqrt((tc * tc).sum(axis=-1).mean())), 8.0)
-    return float(np.sqrt(tiles.max()) / contrast)
+    opponent = np.stack([res[..., 0] - res[..., 1], (res[..., 0] + res[..., 1]) / 2 - res[..., 2]], axis=-1)
+    colour = opponent.reshape(TILES, n, TILES, n, 2).mean(axis=(1, 3))
+    chroma = float(np.sqrt((colour * colour).sum(axis=-1)).max())
+    return float(np.sqrt(tiles[-1]) / contrast), float(np.sqrt(tiles[-2]) / contrast), chroma
 
 
 def _refined(crop: np.ndarray, d: float) -> np.ndarray:
@@ -306,7 +324,8 @@ def _fine_scores(src: _Prepared, target: _Prepared, ys: np.ndarray, xs: np.ndarr
     return _ratio(num, np.sqrt(energy * t_energy), (energy < 1e-3) & (t_energy < 1e-3)), wy, wx
 
 
-NO_SIGNATURE = {"status": "no_signature", "coarse": None, "fine": None, "changed": None, "local": None}
+SCORES = ("status", "coarse", "fine", "changed", "local", "local_rest", "chroma")
+NO_SIGNATURE = dict.fromkeys(SCORES) | {"status": "no_signature"}
 
 
 def _compare_one(a: bytes | None, b: bytes | None, min_coarse: float | None, images: _Images) -> dict:
@@ -325,7 +344,7 @@ def _compare_one(a: bytes | None, b: bytes | None, min_coarse: float | None, ima
     best_coarse = candidates[0][0]
     if min_coarse is not None and best_coarse < min_coarse:
         # Early exit: no crop window is close even at 16 x 16, the fine search cannot verify it.
-        return {"status": "ok", "coarse": best_coarse, "fine": None, "changed": None, "local": None}
+        return dict.fromkeys(SCORES) | {"status": "ok", "coarse": best_coarse}
     crops = _crops()
     starts = [(d, crops[r], crops[c]) for _, d, r, c in candidates[:TOP_WINDOWS]]
     best = (-2.0, None, None, None)  # (fine, d, (row weights, column weights), (crop_y, crop_x))
@@ -340,15 +359,16 @@ def _compare_one(a: bytes | None, b: bytes | None, min_coarse: float | None, ima
     fine_best, d, (wy, wx), _ = best
     window = _windows(prep[d].fine_src, wy[None], wx[None])[0, 0]
     target = prep[1 - d].target()[0]
+    local, rest, chroma = _local(window, target)
     return {"status": "ok", "coarse": best_coarse, "fine": fine_best, "changed": _changed(window, target),
-            "local": _local(window, target)}
+            "local": local, "local_rest": rest, "chroma": chroma}
 
 
 def compare_many(a: Iterable[bytes | None], b: Iterable[bytes | None], min_coarse: float | None = None) -> list[dict]:
     """compare() of each pair (a[i], b[i]), sharing each image's coarse factors across its pairs.
 
     With ``min_coarse``, a pair whose best coarse window correlates below it skips the fine
-    search: its ``fine``, ``changed`` and ``local`` are None (it cannot be verified).
+    search: its ``fine`` and the local scores are None (it cannot be verified).
     """
     images = _Images()
     # Signatures key the per-batch caches: a bytearray (a Spark Row's binary) is not hashable.
@@ -362,13 +382,18 @@ def compare(a: bytes | None, b: bytes | None, min_coarse: float | None = None) -
     Coarse: every grid window of each image against the whole other at 16 x 16. Fine:
     around the TOP_WINDOWS best coarse windows, the crops one REFINE_STEPS[0] away at
     32 x 32, then around the best of those the crops REFINE_STEPS[1] away; the best fine
-    window gives ``fine``, ``changed`` and ``local``. ``min_coarse``: see compare_many.
+    window gives ``fine``, ``changed``, ``local``, ``local_rest`` and ``chroma``. ``min_coarse``: see compare_many.
     """
     return compare_many([a], [b], min_coarse)[0]
 
 
-def is_same_picture(scores: dict, min_fine: float, max_changed: float, max_local: float) -> bool:
-    """The verification rule: aligned fine correlation high enough and no local change left."""
+def is_same_picture(scores: dict, rule: Mapping) -> bool:
+    """The verification rule, with the thresholds of ``rule`` (the analyze settings'
+    verify_* keys): aligned fine correlation high enough, few locally changed pixels, at
+    most one tile changed beyond verify_max_local_rest (and it by at most verify_max_local:
+    an overlay), and no colour change beyond verify_max_chroma. sparkdup.findings.duplicates
+    applies the same rule as a Spark expression."""
     return (scores["status"] == "ok" and scores["fine"] is not None
-            and scores["fine"] >= min_fine and scores["changed"] <= max_changed
-            and scores["local"] <= max_local)
+            and scores["fine"] >= rule["verify_min_fine"] and scores["changed"] <= rule["verify_max_changed"]
+            and scores["local"] <= rule["verify_max_local"] and scores["local_rest"] <= rule["verify_max_local_rest"]
+            and scores["chroma"] <= rule["verify_max_chroma"])

@@ -7,10 +7,13 @@ executors, then components split into verified stars around their representative
 2. Verification (udfs.verify, a pandas UDF on the candidate pairs only): aligned colour
    thumbnails at two scales with a crop search; a pair whose best coarse (16 x 16) window
    correlates below ``verify_min_coarse`` is rejected there, without the fine search. A
-   pair is a duplicate when its bytes are identical, or when the aligned fine correlation
-   is >= ``verify_min_fine``, the share of locally changed pixels is <= ``verify_max_changed`` and the worst tile's residual
-   (``local``) is <= ``verify_max_local``. Every candidate is kept with its scores,
-   decision and reason in ``duplicate_pairs``.
+   pair is a duplicate when its bytes are identical, or when it passes
+   udfs.verify.is_same_picture (``same_picture`` below is that rule as a Spark
+   expression): aligned fine correlation >= ``verify_min_fine``, share of locally changed
+   pixels <= ``verify_max_changed``, worst tile's residual (``local``, an overlay may sit
+   there) <= ``verify_max_local``, the second-worst's (``local_rest``) <=
+   ``verify_max_local_rest``, opponent colour residual (``chroma``) <= ``verify_max_chroma``.
+   Every candidate is kept with its scores, decision and reason in ``duplicate_pairs``.
 3. Groups: files with one content_hash are one unit (so byte-identical files are always
    together, whatever the neighbour index returned); connected components of the verified
    links between units are split into stars (udfs.stars, a grouped pandas UDF per
@@ -26,7 +29,7 @@ from pyspark.sql.functions import pandas_udf
 
 from sparkdup.graph import connected_components
 from sparkdup.udfs.stars import stars
-from sparkdup.udfs.verify import compare_many
+from sparkdup.udfs.verify import SCORES, compare_many
 
 VERIFY_SCHEMA = T.StructType([
     T.StructField("status", T.StringType()),
@@ -34,6 +37,8 @@ VERIFY_SCHEMA = T.StructType([
     T.StructField("fine", T.DoubleType()),
     T.StructField("changed", T.DoubleType()),
     T.StructField("local", T.DoubleType()),
+    T.StructField("local_rest", T.DoubleType()),
+    T.StructField("chroma", T.DoubleType()),
 ])
 
 
@@ -44,7 +49,7 @@ def verify_pairs(min_coarse: float):
 
     @pandas_udf(VERIFY_SCHEMA)
     def scores(a: pd.Series, b: pd.Series) -> pd.DataFrame:
-        return pd.DataFrame(compare_many(a, b, min_coarse), columns=["status", "coarse", "fine", "changed", "local"])
+        return pd.DataFrame(compare_many(a, b, min_coarse), columns=list(SCORES))
 
     return scores
 
@@ -84,13 +89,16 @@ def duplicate_pairs(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFr
     scores = verify_pairs(an["verify_min_coarse"])(F.when(~F.col("hash_match"), F.col("signature_a")),
                                                    F.when(~F.col("hash_match"), F.col("signature_b")))
     verified = pairs.withColumn("v", scores)
-    same = ((F.col("v.status") == "ok") & (F.col("v.fine") >= an["verify_min_fine"])
-            & (F.col("v.changed") <= an["verify_max_changed"]) & (F.col("v.local") <= an["verify_max_local"]))
+    v = lambda name: F.col(f"v.{name}")  # noqa: E731
+    local_change = ((v("changed") > an["verify_max_changed"]) | (v("local") > an["verify_max_local"])
+                    | (v("local_rest") > an["verify_max_local_rest"]))
+    same = ((v("status") == "ok") & (v("fine") >= an["verify_min_fine"]) & ~local_change
+            & (v("chroma") <= an["verify_max_chroma"]))
     reason = (F.when(F.col("hash_match"), F.lit("hash"))
-              .when(F.col("v.status") != "ok", F.col("v.status"))
-              .when(F.col("v.fine").isNull() | (F.col("v.fine") < an["verify_min_fine"]), F.lit("pixels_differ"))
-              .when((F.col("v.changed") > an["verify_max_changed"]) | (F.col("v.local") > an["verify_max_local"]),
-                    F.lit("local_change"))
+              .when(v("status") != "ok", v("status"))
+              .when(v("fine").isNull() | (v("fine") < an["verify_min_fine"]), F.lit("pixels_differ"))
+              .when(local_change, F.lit("local_change"))
+              .when(v("chroma") > an["verify_max_chroma"], F.lit("colour_change"))
               .otherwise(F.lit("verified")))
     return verified.select(
         "image_id_a", "path_a", "image_id_b", "path_b", "hash_match",
@@ -98,6 +106,7 @@ def duplicate_pairs(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFr
         F.when(F.col("hash_match"), F.lit("hash")).otherwise(F.col("v.status")).alias("verify_status"),
         F.round("v.coarse", 6).alias("align_coarse"), F.round("v.fine", 6).alias("align_fine"),
         F.round("v.changed", 6).alias("align_changed"), F.round("v.local", 6).alias("align_local"),
+        F.round("v.local_rest", 6).alias("align_local_rest"), F.round("v.chroma", 6).alias("align_chroma"),
         (F.col("hash_match") | F.coalesce(same, F.lit(False))).alias("is_duplicate"),
         reason.alias("reason"))
 
