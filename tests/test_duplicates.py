@@ -22,7 +22,7 @@ from sparkdup.udfs import verify
 from sparkdup.udfs.verify import compare, compare_many, is_same_picture
 
 OXY = "/usr/share/icons/oxygen/base"
-AN = {"duplicate_similarity": 0.65, "verify_min_fine": 0.95, "verify_max_changed": 0.03, "verify_max_local": 1.5,
+AN = {"duplicate_similarity": 0.65, "verify_min_fine": 0.95, "verify_max_changed": 0.02, "verify_max_local": 1.5,
       "verify_max_local_rest": 0.35, "verify_max_chroma": 30.0, "verify_min_coarse": 0.8,
       "components_method": "driver", "driver_max_edges": 100000}
 
