@@ -382,7 +382,8 @@ def compare(a: bytes | None, b: bytes | None, min_coarse: float | None = None) -
     Coarse: every grid window of each image against the whole other at 16 x 16. Fine:
     around the TOP_WINDOWS best coarse windows, the crops one REFINE_STEPS[0] away at
     32 x 32, then around the best of those the crops REFINE_STEPS[1] away; the best fine
-    window gives ``fine``, ``changed``, ``local``, ``local_rest`` and ``chroma``. ``min_coarse``: see compare_many.
+    window gives ``fine``, ``changed``, ``local``, ``local_rest`` and ``chroma``.
+    ``min_coarse``: see compare_many.
     """
     return compare_many([a], [b], min_coarse)[0]
 
