@@ -104,13 +104,27 @@ def dataset(n_files: int, seed: int, root: str) -> str:
 
 
 # ---------------------------------------------------------------- measuring
+def process_kind(cmdline: list[str]) -> str:
+    """'jvm', 'python_worker' (pyspark's daemon and the workers it forks) or 'other'.
+
+    By the program and its module, not by a substring anywhere: the JVM's classpath names
+    pyspark's folder, so matching "pyspark" in the first arguments counted the JVM as a worker
+    (the 2.8–3.1 GB "worker" peaks of earlier runs)."""
+    program = os.path.basename(cmdline[0]) if cmdline else ""
+    if program == "java":
+        return "jvm"
+    if program.startswith("python") and any(a in ("pyspark.daemon", "pyspark.worker") for a in cmdline[1:4]):
+        return "python_worker"
+    return "other"
+
+
 def measured(cmd: list[str], cwd: str, env: dict | None = None, log: str | None = None) -> dict:
     """Run cmd; wall seconds, CPU seconds and peak RSS (MB) of its whole process tree."""
     start = time.time()
     with open(log or os.devnull, "w") as out:
         proc = psutil.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         cpu: dict[int, float] = {}
-        peak = worker_peak = 0
+        peak = worker_peak = jvm_peak = 0
         while proc.poll() is None:
             rss = 0
             for p in [proc, *proc.children(recursive=True)]:
@@ -119,8 +133,11 @@ def measured(cmd: list[str], cwd: str, env: dict | None = None, log: str | None 
                     cpu[p.pid] = t.user + t.system  # children are sampled themselves: no double count
                     own = p.memory_info().rss
                     rss += own
-                    if "pyspark" in " ".join(p.cmdline()[:4]):  # a Spark Python worker
+                    kind = process_kind(p.cmdline())
+                    if kind == "python_worker":
                         worker_peak = max(worker_peak, own)
+                    elif kind == "jvm":
+                        jvm_peak = max(jvm_peak, own)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
             peak = max(peak, rss)
@@ -129,7 +146,8 @@ def measured(cmd: list[str], cwd: str, env: dict | None = None, log: str | None 
     if proc.returncode != 0:
         tail = open(log).read()[-3000:] if log else ""
         sys.exit(f"{cmd[:3]} failed ({proc.returncode}):\n{tail}")
-    return {"wall_s": wall, "cpu_s": sum(cpu.values()), "peak_mb": peak / 2**20, "worker_mb": worker_peak / 2**20}
+    return {"wall_s": wall, "cpu_s": sum(cpu.values()), "peak_mb": peak / 2**20, "worker_mb": worker_peak / 2**20,
+            "jvm_mb": jvm_peak / 2**20}
 
 
 def run_fastdup(py: str, data: str, work: str, cores: int) -> tuple[dict, dict]:
@@ -214,7 +232,8 @@ def compare(n_files: int, cores: int, seed: int, root: str, data: str | None = N
             ("CPU s (process tree)", _f(fd_m["cpu_s"], 1), _f(sd_m["cpu_s"], 1)),
             ("CPU ms / image", _f(1000 * fd_m["cpu_s"] / n, 1), _f(1000 * sd_m["cpu_s"] / n, 1)),
             ("peak RSS MB (process tree)", _f(fd_m["peak_mb"], 0), _f(sd_m["peak_mb"], 0)),
-            ("peak RSS MB of one Spark Python worker", "–", _f(sd_m["worker_mb"], 0))]
+            ("peak RSS MB of one Spark Python worker", "–", _f(sd_m["worker_mb"], 0)),
+            ("peak RSS MB of the Spark JVM", "–", _f(sd_m["jvm_mb"], 0))]
     rows += [(k, _f(fd_q[k]), _f(sd_q[k])) for k in fd_q]
     table = head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     stage_line = ", ".join(f"{k} {v:.1f} s" for k, v in stages.items() if k != "run")
