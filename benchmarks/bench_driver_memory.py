@@ -317,7 +317,8 @@ def spark_phases(event_dir: str) -> list[dict]:
         kind = e.get("Event")
         if kind == "SparkListenerJobStart":
             props = e.get("Properties") or {}
-            name = props.get("spark.job.description") or props.get("callSite.short") or "?"
+            first = (e.get("Stage Infos") or [{}])[0]
+            name = props.get("spark.job.description") or first.get("Stage Name") or "?"
             for sid in e.get("Stage IDs", []):
                 phase_of_stage.setdefault(sid, name)
             phases.setdefault(name, {"phase": name, "stages": 0, "tasks": 0, "task_s": 0.0, "jvm_cpu_s": 0.0,

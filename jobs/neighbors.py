@@ -87,9 +87,16 @@ def choose_buckets(n: int, nb: dict) -> int:
 
 
 def embedding_stats(emb: DataFrame) -> tuple[int, int, str | None]:
-    """(rows, dim, model or None) in one pass over the vectors; refuses mixed dimensions or models."""
-    aggs = [F.count(F.lit(1)).alias("n"), F.min(F.size("embedding")).alias("lo"),
-            F.max(F.size("embedding")).alias("hi")]
+    """(vectors, dim, model or None) of an `embeddings` frame in one pass; refuses mixed
+    dimensions or models. Counts the rows with an embedding from the `dim` column when the
+    frame has one (the embed stage writes only rows with a vector and their length there), so
+    the pass reads two small columns instead of every vector; the executors still check each
+    vector's length against dim (udfs.buckets.assign_batch)."""
+    if "dim" in emb.columns:
+        size = F.col("dim")
+    else:
+        emb, size = emb.where(F.col("embedding").isNotNull()), F.size("embedding")
+    aggs = [F.count(size).alias("n"), F.min(size).alias("lo"), F.max(size).alias("hi")]
     if "model" in emb.columns:
         aggs += [F.countDistinct("model").alias("models"), F.max("model").alias("model")]
     row = emb.agg(*aggs).first()
@@ -208,10 +215,10 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     old and new, goes to its nearest existing bucket), and `queried` (image_id), the only
     vectors searched for."""
     backend, k = nb["backend"], int(nb["k"])
-    emb = emb.where(F.col("embedding").isNotNull())
     phase(spark, "vector count and size")
     # model: the vectors' model, for `sparkdup search` (it embeds its queries with it without reading a table).
     n, dim, model = embedding_stats(emb)
+    emb = emb.where(F.col("embedding").isNotNull())
     emb = emb.select("image_id", "embedding")
     if n == 0:
         log.warning("neighbors: embeddings is empty, only byte-identical links are written")
@@ -241,7 +248,11 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
              n, dim, backend, n_buckets, probe, k)
 
     assigned = emb.mapInPandas(_assign(centroids, probe, dim, nb["vector_dtype"]), ASSIGNED_SCHEMA)
-    assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)  # used 3 times: sizes, build, query
+    # Used 3 times (sizes, build, query), so cached, on disk only: as bytes either way (Python
+    # rows), and the memory store's copy competed with the tasks for the heap: at 1,000,000
+    # 256-d vectors a 1 GB local JVM ran out of heap building its cached batches (BENCHMARKS.md,
+    # "Driver memory ... synthetic").
+    assigned = assigned.persist(StorageLevel.DISK_ONLY)
     if persisted is not None:
         persisted.append(assigned)
     phase(spark, "bucket assignment and sizes")
@@ -351,7 +362,7 @@ def appended_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataF
     from sparkdup import append_neighbors as an
     from sparkdup.append import runs_since
 
-    n, dim, _ = embedding_stats(embeddings.where(F.col("embedding").isNotNull()))
+    n, dim, _ = embedding_stats(embeddings)
     reason = an.refit_reason(meta, nb["backend"], dim, n, float(nb["append_refit_growth"]))
     if reason is not None:
         log.info("--append: neighbors refits its buckets and queries all %d vectors: %s", n, reason)
