@@ -7,7 +7,12 @@
 unit vectors (1% of them near-copies of another, so the graph part has work) are written
 with pyarrow, outside the measured process, then `sparkdup neighbors` and `sparkdup
 analyze` run as two measured subprocesses (spark.driver_memory=1g by default): the stages
-whose driver side the issue "driver memory flat in N" is about.
+whose driver side the issue "driver memory flat in N" is about. Also recorded for them: CPU
+seconds of the driver's Python, its JVM and the Python workers (on a loaded machine wall
+time says little), Spark's own per-phase figures from its event log (the neighbors job names
+its phases), and a progress line a minute in ``/tmp/bench_driver_memory-<n>-<stage>.progress``
+(what a run that cannot finish has measured). ``--work DIR`` keeps the synthetic tables for
+the next run (``--data-only`` just writes them).
 
 The design promises that the driver never collects per-image data beyond bounded,
 configurable amounts. This measures it: N real openclipart PNGs (benchmarks/common.py),
@@ -389,7 +394,8 @@ class Progress(threading.Thread):
 
         s = self.sampler
         heap = heap_after_gc(self.gc_log, s.jvm_started, [(self.started, self.stage)]).get(self.stage)
-        return json.dumps({"at": time.strftime("%H:%M:%S", time.gmtime()), "elapsed_s": round(time.time() - self.started),
+        return json.dumps({"at": time.strftime("%H:%M:%S", time.gmtime()),
+                           "elapsed_s": round(time.time() - self.started),
                            "python_peak_mb": round(s.python.get(self.stage, 0) / 2**20),
                            "jvm_peak_mb": round(s.jvm.get(self.stage, 0) / 2**20), "live_heap_peak_mb": heap,
                            "cpu_s": s.cpu_seconds(), "load": [round(x, 1) for x in os.getloadavg()],
@@ -425,10 +431,9 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
         events = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}-events")  # outlives `work`
         shutil.rmtree(events, ignore_errors=True)
         os.makedirs(events)
-        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options '{jvm_options(gc_log, crash_dir)}' "
-                                                   "--conf spark.eventLog.enabled=true --conf spark.eventLog.compress=false "
-                                                   f"--conf spark.eventLog.dir=file:{events} "
-                                                   "pyspark-shell")
+        submit = (f"--driver-java-options '{jvm_options(gc_log, crash_dir)}' --conf spark.eventLog.enabled=true "
+                  f"--conf spark.eventLog.compress=false --conf spark.eventLog.dir=file:{events} pyspark-shell")
+        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=submit)
         overrides = [arg for s in [f"spark.master={master}", "spark.driver_memory=1g", *settings]
                      for arg in ("--set", s)]
         started = time.time()
