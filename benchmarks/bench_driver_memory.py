@@ -7,7 +7,12 @@
 unit vectors (1% of them near-copies of another, so the graph part has work) are written
 with pyarrow, outside the measured process, then `sparkdup neighbors` and `sparkdup
 analyze` run as two measured subprocesses (spark.driver_memory=1g by default): the stages
-whose driver side the issue "driver memory flat in N" is about.
+whose driver side the issue "driver memory flat in N" is about. Also recorded for them: CPU
+seconds of the driver's Python, its JVM and the Python workers (on a loaded machine wall
+time says little), Spark's own per-phase figures from its event log (the neighbors job names
+its phases), and a progress line a minute in ``/tmp/bench_driver_memory-<n>-<stage>.progress``
+(what a run that cannot finish has measured). ``--work DIR`` keeps the synthetic tables for
+the next run (``--data-only`` just writes them).
 
 The design promises that the driver never collects per-image data beyond bounded,
 configurable amounts. This measures it: N real openclipart PNGs (benchmarks/common.py),
@@ -30,6 +35,7 @@ Python workers are left out (they are executors' memory, per task, not the drive
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -50,6 +56,7 @@ SECTION = "driver-memory"
 STAGES = ("ingest", "embed", "neighbors", "analyze", "report")
 GC_LINE = re.compile(r"^\[(?P<t>[\d.]+)s\].*Pause Full.*?(?P<before>\d+)M->(?P<after>\d+)M\(\d+M\)")
 FULL_GC_EVERY_S = 5.0
+PROGRESS_EVERY_S = 60.0
 STAGE_LINE = re.compile(r"stage (?:\d+/\d+: )?(?P<stage>\w+)")
 
 
@@ -65,6 +72,8 @@ class DriverSampler:
         self.jvm_pid: int | None = None
         self.jvm_gone_at: float | None = None  # the JVM exited while the driver's Python ran on
         self.min_available: int | None = None  # the machine's available memory, lowest seen
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU seconds so far)
+        self.timeline: list[tuple[float, dict[str, float]]] = []  # (time, cpu_seconds()) once a second
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -85,6 +94,7 @@ class DriverSampler:
             except psutil.Error:
                 break
             self.python[self.stage] = max(self.python.get(self.stage, 0), py)
+            self._sample_cpu()
             available = psutil.virtual_memory().available
             self.min_available = available if self.min_available is None else min(self.min_available, available)
             if jvm is not None and not jvm.is_running() and self.jvm_gone_at is None:
@@ -101,6 +111,41 @@ class DriverSampler:
                     subprocess.run(["jcmd", str(jvm.pid), "GC.run"], capture_output=True, timeout=60)
                     last_gc = time.time()
             time.sleep(self.interval)
+
+    def _sample_cpu(self) -> None:
+        """CPU seconds (user + system) of the driver's Python, its JVM and the Python workers
+        (the JVM's descendants; a forked worker starts at zero): the work done, whatever the
+        machine's load made of the wall time. A worker that lives less than one interval is missed."""
+        try:
+            procs = [("driver_python", self.proc)] + [
+                ("jvm" if "java" in os.path.basename(c.exe()) else "python_worker", c)
+                for c in self.proc.children(recursive=True)]
+        except psutil.Error:
+            return
+        for kind, p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            self.cpu[p.pid] = (kind, t.user + t.system)
+        now = time.time()
+        if not self.timeline or now - self.timeline[-1][0] >= 1.0:
+            self.timeline.append((now, self.cpu_seconds()))
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds per process kind spent from `start` to `end` (epoch seconds), from
+        the once-a-second timeline (so to about a second at each end)."""
+        def at(t: float) -> dict[str, float]:
+            before = [c for ts, c in self.timeline if ts <= t]
+            return before[-1] if before else {"driver_python": 0.0, "jvm": 0.0, "python_worker": 0.0}
+        a, b = at(start), at(end)
+        return {k: round(b[k] - a[k], 1) for k in b}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        out = {"driver_python": 0.0, "jvm": 0.0, "python_worker": 0.0}
+        for kind, used in list(self.cpu.values()):
+            out[kind] += used
+        return {k: round(v, 1) for k, v in out.items()}
 
     def start(self) -> None:
         self._thread.start()
@@ -232,20 +277,163 @@ def write_synthetic(out: str, n: int, dim: int, seed: int = 0, chunk: int = 2000
         pq.write_table(emb, os.path.join(out, "embeddings", f"part-{part:05d}.parquet"))
 
 
+def synthetic_tables(out: str, n: int, dim: int) -> None:
+    """The synthetic input tables in `out`: written once (a marker file says they are
+    complete), reused by a later run with the same --work folder; the tables the measured
+    stages write there are removed first, so every run starts from the same input."""
+    marker = os.path.join(out, f"_synthetic_{n}x{dim}")
+    if os.path.exists(marker):
+        for name in os.listdir(out):
+            if name not in ("images", "embeddings") and not name.startswith("_synthetic_"):
+                shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+        print(f"synthetic tables of {n} x {dim} reused from {out}", flush=True)
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.time()
+    write_synthetic(out, n, dim)
+    open(marker, "w").close()
+    print(f"synthetic tables of {n} x {dim} written in {time.time() - t0:.0f} s", flush=True)
+
+
+def spark_phases(event_dir: str) -> list[dict]:
+    """Spark's own account of a measured process, from its event log (readable while the
+    application runs: Spark flushes it at every job and stage boundary). One entry per job
+    description (the neighbors and analyze jobs name their phases), in order of first
+    appearance: wall from the first stage submitted to the last completed, stages, tasks,
+    summed task time, the JVM CPU of the tasks (Python workers' CPU is not in it) and
+    shuffle bytes written. Stages still running are counted as submitted, without time."""
+    import glob
+    import json
+
+    logs = sorted(glob.glob(os.path.join(event_dir, "*")))
+    if not logs:
+        return []
+    files = [logs[-1]]
+    if os.path.isdir(logs[-1]):  # a rolling event log (Spark 4's default): events_<n>_<app> files
+        files = sorted(glob.glob(os.path.join(logs[-1], "events_*")),
+                       key=lambda f: int(re.search(r"events_(\d+)_", os.path.basename(f)).group(1)))
+    phase_of_stage: dict[int, str] = {}
+    phases: dict[str, dict] = {}
+    for line in (line for f in files for line in open(f, errors="replace")):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue  # a line being written
+        kind = e.get("Event")
+        if kind == "SparkListenerJobStart":
+            props = e.get("Properties") or {}
+            first = (e.get("Stage Infos") or [{}])[0]
+            name = props.get("spark.job.description") or first.get("Stage Name") or "?"
+            for sid in e.get("Stage IDs", []):
+                phase_of_stage.setdefault(sid, name)
+            phases.setdefault(name, {"phase": name, "stages": 0, "tasks": 0, "task_s": 0.0, "jvm_cpu_s": 0.0,
+                                     "shuffle_write_mb": 0.0, "first": None, "last": None, "running": 0})
+        elif kind in ("SparkListenerStageSubmitted", "SparkListenerStageCompleted"):
+            info = e["Stage Info"]
+            ph = phases.get(phase_of_stage.get(info["Stage ID"], "?"))
+            if ph is None:
+                continue
+            if kind == "SparkListenerStageSubmitted":
+                ph["running"] += 1
+                t = info.get("Submission Time")
+                ph["first"] = t if ph["first"] is None or (t and t < ph["first"]) else ph["first"]
+                continue
+            ph["running"] -= 1
+            ph["stages"] += 1
+            ph["tasks"] += info.get("Number of Tasks", 0)
+            acc = {a.get("Name"): a.get("Value") for a in info.get("Accumulables", [])}
+            ph["task_s"] += float(acc.get("internal.metrics.executorRunTime", 0) or 0) / 1e3
+            ph["jvm_cpu_s"] += float(acc.get("internal.metrics.executorCpuTime", 0) or 0) / 1e9
+            ph["shuffle_write_mb"] += float(acc.get("internal.metrics.shuffle.write.bytesWritten", 0) or 0) / 2**20
+            ph["last"] = max(ph["last"] or 0, info.get("Completion Time") or 0)
+    out = []
+    for ph in phases.values():
+        if not ph["stages"] and not ph["running"]:
+            continue
+        wall = (ph["last"] - ph["first"]) / 1e3 if ph["first"] and ph["last"] else None
+        out.append({"phase": ph["phase"], "wall_s": None if wall is None else round(wall, 1),
+                    "start": (ph["first"] or 0) / 1e3, "end": (ph["last"] or 0) / 1e3 or None,
+                    "stages": ph["stages"], "running": ph["running"], "tasks": ph["tasks"],
+                    "task_s": round(ph["task_s"], 1), "jvm_cpu_s": round(ph["jvm_cpu_s"], 1),
+                    "shuffle_write_mb": round(ph["shuffle_write_mb"])})
+    return out
+
+
+def with_cpu(phases: list[dict], sampler: DriverSampler) -> list[dict]:
+    """Each phase with the processes' CPU seconds between its first stage's submission and
+    its last stage's completion (the stages jobs run one after another, so this is the
+    phase's CPU: JVM, driver Python and Python workers)."""
+    return [{**p, "cpu": sampler.cpu_between(p["start"], p["end"] or time.time())} for p in phases]
+
+
+def phase_table(phases: list[dict]) -> str:
+    rows = ["| phase (Spark job description) | wall s | stages | tasks | task s | CPU s: JVM | Python workers | "
+            "driver Python | shuffle written MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in phases:
+        wall = "" if p["wall_s"] is None else p["wall_s"]
+        stages = f"{p['stages']} (+{p['running']} running)" if p["running"] else str(p["stages"])
+        cpu = p.get("cpu", {})
+        rows.append(f"| {p['phase']} | {wall} | {stages} | {p['tasks']} | {p['task_s']} | {cpu.get('jvm', '')} | "
+                    f"{cpu.get('python_worker', '')} | {cpu.get('driver_python', '')} | {p['shuffle_write_mb']} |")
+    return "\n".join(rows)
+
+
+class Progress(threading.Thread):
+    """Every PROGRESS_EVERY_S, one line with the figures so far (elapsed, peaks, live heap,
+    CPU per process kind, Spark phases done): what a run that cannot finish has measured."""
+
+    def __init__(self, path: str, sampler: DriverSampler, gc_log: str, events: str, started: float, stage: str):
+        super().__init__(daemon=True)
+        self.path, self.sampler, self.gc_log, self.events = path, sampler, gc_log, events
+        self.started, self.stage = started, stage
+        self._stop_event = threading.Event()
+        open(path, "w").close()
+
+    def line(self) -> str:
+        import json
+
+        s = self.sampler
+        heap = heap_after_gc(self.gc_log, s.jvm_started, [(self.started, self.stage)]).get(self.stage)
+        return json.dumps({"at": time.strftime("%H:%M:%S", time.gmtime()),
+                           "elapsed_s": round(time.time() - self.started),
+                           "python_peak_mb": round(s.python.get(self.stage, 0) / 2**20),
+                           "jvm_peak_mb": round(s.jvm.get(self.stage, 0) / 2**20), "live_heap_peak_mb": heap,
+                           "cpu_s": s.cpu_seconds(), "load": [round(x, 1) for x in os.getloadavg()],
+                           "phases": with_cpu(spark_phases(self.events), s)})
+
+    def write(self) -> None:
+        try:
+            text = self.line()
+        except Exception as exc:  # (best effort: the measurement goes on)
+            text = f"progress line failed: {exc!r}"
+        with open(self.path, "a") as f:
+            f.write(text + "\n")
+
+    def run(self) -> None:
+        while not self._stop_event.wait(PROGRESS_EVERY_S):
+            self.write()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.write()
+
+
 def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: str,
                       stages=("neighbors", "analyze")) -> dict:
     out = os.path.join(work, "out")
-    t0 = time.time()
-    write_synthetic(out, n, dim)
-    print(f"synthetic tables of {n} x {dim} written in {time.time() - t0:.0f} s", flush=True)
+    synthetic_tables(out, n, dim)
     result = {"n": n, "python": {}, "jvm": {}, "heap": {}, "seconds": 0.0, "stage_seconds": {}}
     for stage in stages:
         gc_log = os.path.join(work, f"gc-{stage}.log")
         crash_dir = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}-crash")  # outlives `work`
         shutil.rmtree(crash_dir, ignore_errors=True)
         os.makedirs(crash_dir)
-        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-java-options '{jvm_options(gc_log, crash_dir)}' "
-                                                   "pyspark-shell")
+        events = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}-events")  # outlives `work`
+        shutil.rmtree(events, ignore_errors=True)
+        os.makedirs(events)
+        submit = (f"--driver-java-options '{jvm_options(gc_log, crash_dir)}' --conf spark.eventLog.enabled=true "
+                  f"--conf spark.eventLog.compress=false --conf spark.eventLog.dir=file:{events} pyspark-shell")
+        env = dict(os.environ, PYSPARK_SUBMIT_ARGS=submit)
         overrides = [arg for s in [f"spark.master={master}", "spark.driver_memory=1g", *settings]
                      for arg in ("--set", s)]
         started = time.time()
@@ -255,11 +443,17 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
         sampler.stage = stage
         sampler.start()
         kept = os.path.join(tempfile.gettempdir(), f"bench_driver_memory-{n}-{stage}.log")  # outlives `work`
+        progress = Progress(kept.replace(".log", ".progress"), sampler, gc_log, events, started, stage)
+        progress.start()
         with open(kept, "w") as log_file:
             for line in popen.stdout:
                 log_file.write(line)
+                log_file.flush()
         rc = popen.wait()
         sampler.stop()
+        progress.stop()
+        result.setdefault("cpu", {})[stage] = sampler.cpu_seconds()
+        result.setdefault("phases", {})[stage] = with_cpu(spark_phases(events), sampler)
         if rc != 0:
             sys.exit(f"sparkdup {stage} failed (exit {rc}); its whole log: {kept}\n"
                      + diagnose(kept, crash_dir, sampler, started))
@@ -277,20 +471,27 @@ def measure_synthetic(n: int, dim: int, work: str, settings: list[str], master: 
 
 
 def report_synthetic(results: list[dict], settings: list[str], dim: int, section: str) -> str:
-    rows = []
+    rows, phases = [], []
     for r in results:
         for stage in ("neighbors", "analyze"):
+            if stage not in r["stage_seconds"]:
+                continue
+            cpu = r.get("cpu", {}).get(stage, {})
             rows.append(f"| {r['n']:,} | {stage} | {r['python'].get(stage, '')} | {r['jvm'].get(stage, '')} | "
                         f"{r['heap'].get(stage, '?')} | {r['stage_seconds'].get(stage, '')} | "
+                        f"{cpu.get('driver_python', '')} | {cpu.get('jvm', '')} | {cpu.get('python_worker', '')} | "
                         f"{r.get('available', {}).get(stage, '')} |")
+            if r.get("phases", {}).get(stage):
+                phases.append(f"{r['n']:,} images, `sparkdup {stage}`:\n\n" + phase_table(r["phases"][stage]))
     sizes = " ".join(str(r["n"]) for r in results)
     extra = "".join(f" --set {s}" for s in settings) + (f" --section {section}" if section != SECTION else "")
     return (f"### Driver memory by input size (synthetic {dim}-d embeddings: `sparkdup neighbors` + `sparkdup analyze`)\n\n"
             f"Command: `nice python benchmarks/bench_driver_memory.py --synthetic {sizes} --dim {dim}{extra} --write` "
-            f"(local[2], spark.driver_memory=1g, Parquet; machine: {machine()})\n\n"
+            f"(local[2], spark.driver.memory=1g, Parquet; machine: {machine()})\n\n"
             "| images | stage | driver Python peak RSS MB | driver JVM peak RSS MB | JVM live heap, peak MB | seconds "
-            "| machine memory available, lowest GiB |\n"
-            "|---:|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
+            "| CPU s: driver Python | JVM | Python workers | machine memory available, lowest GiB |\n"
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+            + "".join(f"\n\n{p}" for p in phases))
 
 
 def report(results: list[dict], settings: list[str], section: str, cluster: bool) -> str:
@@ -329,11 +530,21 @@ def main() -> None:
     ap.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to write")
     ap.add_argument("--cluster", action="store_true", help="run on a standalone cluster started here")
     ap.add_argument("--stages", default="neighbors,analyze", help="synthetic: the stages to measure, in order")
+    ap.add_argument("--work", help="synthetic: keep the input tables in this folder and reuse them (default: a "
+                                   "temporary folder, removed)")
+    ap.add_argument("--data-only", action="store_true", help="synthetic: write the input tables to --work and stop")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     results = []
     if args.synthetic:
-        with tempfile.TemporaryDirectory(prefix="bench_driver_") as root:
+        if args.data_only:
+            if not args.work:
+                sys.exit("--data-only needs --work")
+            for n in args.synthetic:
+                synthetic_tables(os.path.join(args.work, str(n), "out"), n, args.dim)
+            return
+        with (contextlib.nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(prefix="bench_driver_")
+              ) as root:
             for n in args.synthetic:
                 results.append(measure_synthetic(n, args.dim, os.path.join(root, str(n)), args.set, "local[2]",
                                                  args.stages.split(",")))

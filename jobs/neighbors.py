@@ -71,6 +71,12 @@ ARROW_BATCH_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
 # ---------------------------------------------------------------- planning
+def phase(spark: SparkSession, what: str | None) -> None:
+    """Name the Spark jobs that follow (the Spark UI and event log show it; the driver-memory
+    benchmark sums its per-phase figures by it); None clears it."""
+    spark.sparkContext.setJobDescription(None if what is None else f"neighbors: {what}")
+
+
 def choose_buckets(n: int, nb: dict) -> int:
     """neighbors.buckets when set, else one bucket per bucket_target_size vectors (>= 1)."""
     if n <= 0:
@@ -80,21 +86,29 @@ def choose_buckets(n: int, nb: dict) -> int:
     return max(1, math.ceil(n / int(nb["bucket_target_size"])))
 
 
-def embedding_stats(emb: DataFrame) -> tuple[int, int]:
-    """(rows, dim) in one pass; refuses mixed dimensions or models."""
-    aggs = [F.count(F.lit(1)).alias("n"), F.min(F.size("embedding")).alias("lo"),
-            F.max(F.size("embedding")).alias("hi")]
+def embedding_stats(emb: DataFrame) -> tuple[int, int, str | None]:
+    """(vectors, dim, model or None) of an `embeddings` frame in one pass; refuses mixed
+    dimensions or models. Counts the rows with an embedding from the `dim` column when the
+    frame has one (the embed stage writes only rows with a vector and their length there), so
+    the pass reads two small columns instead of every vector; the executors still check each
+    vector's length against dim (udfs.buckets.assign_batch)."""
+    if "dim" in emb.columns:
+        size = F.col("dim")
+    else:
+        emb, size = emb.where(F.col("embedding").isNotNull()), F.size("embedding")
+    aggs = [F.count(size).alias("n"), F.min(size).alias("lo"), F.max(size).alias("hi")]
     if "model" in emb.columns:
-        aggs.append(F.countDistinct("model").alias("models"))
+        aggs += [F.countDistinct("model").alias("models"), F.max("model").alias("model")]
     row = emb.agg(*aggs).first()
     n = int(row["n"])
+    model = row["model"] if "model" in emb.columns else None
     if n == 0:
-        return 0, 0
+        return 0, 0, model
     if row["lo"] != row["hi"]:
         raise ConfigError(f"embeddings mixes vector sizes {row['lo']} and {row['hi']}: re-run embed")
     if "model" in emb.columns and row["models"] > 1:
         raise ConfigError(f"embeddings holds vectors of {row['models']} models: re-run embed with one model")
-    return n, int(row["lo"])
+    return n, int(row["lo"]), model
 
 
 # ---------------------------------------------------------------- executors: per-batch wrappers
@@ -173,6 +187,16 @@ def build_indexes(spark: SparkSession, assigned: DataFrame, backend: str, sizes:
     return indexes.bucket_files(spark, root)
 
 
+def index_copies(spark: SparkSession, nb: dict) -> int:
+    """Most query partitions per bucket: neighbors.index_copies, and in local mode at most the
+    cores. Copies exist to spread a bucket's queries over machines; on one machine every copy
+    after the first is reassembled by nobody (the first task's file is reused), so copies
+    beyond the cores only ship the index again without adding parallelism."""
+    copies = int(nb["index_copies"])
+    sc = spark.sparkContext
+    return min(copies, max(1, sc.defaultParallelism)) if sc.master.startswith("local") else copies
+
+
 def _params(spark: SparkSession, nb: dict, build: bool = False) -> backends.Params:
     threads = int(spark.conf.get("spark.task.cpus", "1"))
     if build and int(nb["build_threads"]) > 0:
@@ -191,10 +215,10 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     old and new, goes to its nearest existing bucket), and `queried` (image_id), the only
     vectors searched for."""
     backend, k = nb["backend"], int(nb["k"])
+    phase(spark, "vector count and size")
+    # model: the vectors' model, for `sparkdup search` (it embeds its queries with it without reading a table).
+    n, dim, model = embedding_stats(emb)
     emb = emb.where(F.col("embedding").isNotNull())
-    n, dim = embedding_stats(emb)
-    # The vectors' model, for `sparkdup search` (it embeds its queries with it without reading a table).
-    model = emb.agg(F.max("model")).first()[0] if "model" in emb.columns else None
     emb = emb.select("image_id", "embedding")
     if n == 0:
         log.warning("neighbors: embeddings is empty, only byte-identical links are written")
@@ -210,6 +234,7 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
         centroids = None if fitted["centroids"] is None else np.asarray(fitted["centroids"], np.float32)
         fitted_on = int(fitted["vectors"])
     elif n_buckets > 1:
+        phase(spark, "centroid sample")
         sample = sample_vectors(emb, n, int(nb["sample_size"]), dim, seed)
         if len(sample) < 20 * n_buckets:
             log.warning("neighbors: %d sampled vectors for %d buckets: centroids will be rough "
@@ -223,19 +248,26 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
              n, dim, backend, n_buckets, probe, k)
 
     assigned = emb.mapInPandas(_assign(centroids, probe, dim, nb["vector_dtype"]), ASSIGNED_SCHEMA)
-    assigned = assigned.persist(StorageLevel.MEMORY_AND_DISK)  # used 3 times: sizes, build, query
+    # Used 3 times (sizes, build, query), so cached, on disk only: as bytes either way (Python
+    # rows), and the memory store's copy competed with the tasks for the heap: at 1,000,000
+    # 256-d vectors a 1 GB local JVM ran out of heap building its cached batches (BENCHMARKS.md,
+    # "Driver memory ... synthetic").
+    assigned = assigned.persist(StorageLevel.DISK_ONLY)
     if persisted is not None:
         persisted.append(assigned)
+    phase(spark, "bucket assignment and sizes")
     sizes, asked = bucket_counts(assigned, n, n_buckets)
+    phase(spark, "index build")
     files = build_indexes(spark, assigned, backend, sizes, dim, n_buckets, nb, root)
     indexes.write_meta(spark, root, {"backend": backend, "dim": dim, "buckets": n_buckets, "vectors": fitted_on,
                                      "model": model, "centroids": None if centroids is None else centroids.tolist()})
     plan = backends.QueryPlan(backend=backend, dim=dim, k=k, files={b: u.rsplit("/", 1)[1] for b, u in files.items()},
                               params=_params(spark, nb), local_dir=nb["index_dir"] or None)
+    phase(spark, "query layout")
     if queried is not None:  # --append: only the new vectors are searched for
         assigned = assigned.join(queried, "image_id", "left_semi")
         _, asked = bucket_counts(assigned, assigned.count(), n_buckets)
-    layout = indexes.layout(asked, int(nb["query_rows_per_partition"]), int(nb["index_copies"]),
+    layout = indexes.layout(asked, int(nb["query_rows_per_partition"]), index_copies(spark, nb),
                             spark.sparkContext.defaultParallelism)
     queries = assigned.select("image_id", F.posexplode("buckets").alias("probe", "bucket"), "vec")
     routed = indexes.route(spark, queries.select("bucket", "image_id", "vec"), root, layout, set(files))
@@ -330,7 +362,7 @@ def appended_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataF
     from sparkdup import append_neighbors as an
     from sparkdup.append import runs_since
 
-    n, dim = embedding_stats(embeddings.where(F.col("embedding").isNotNull()))
+    n, dim, _ = embedding_stats(embeddings)
     reason = an.refit_reason(meta, nb["backend"], dim, n, float(nb["append_refit_growth"]))
     if reason is not None:
         log.info("--append: neighbors refits its buckets and queries all %d vectors: %s", n, reason)
@@ -385,12 +417,14 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
             df.unpersist()
         if not nb["keep_index"]:  # (nothing was published with addFile: no executor fetches it later)
             indexes.remove(spark, root)
+    phase(spark, "edge counts")
     written = spark.read.format(cfg["output"]["format"]).load(path)
     stats = written.groupBy("source").agg(F.count(F.lit(1)).alias("edges"),
                                           F.countDistinct("src").alias("images")).collect()
     log.info("neighbors: %s at %s", ", ".join(f"{r['source']}: {r['edges']} edges from {r['images']} images"
                                                for r in sorted(stats, key=lambda r: r["source"])) or "no edges",
              path)
+    phase(spark, None)
     return {f"neighbor_edges_{r['source']}": r["edges"] for r in stats}
 
 
