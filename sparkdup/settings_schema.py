@@ -223,6 +223,7 @@ class AnalyzeSettings(Section):
     label_pca_sample: int = rule(ge=10)
     label_seed: int = rule()
     label_min_class_size: int = rule(ge=2)
+    label_class_balance: float = rule(ge=0, le=1)
     label_vote_weight: float = rule(ge=0, le=1)
     label_rank_by: str = rule(choices=("self_confidence", "normalized_margin"))
 

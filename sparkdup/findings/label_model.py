@@ -16,7 +16,10 @@ dimensions and 118 classes, 4 CPU s per iteration for 8,000 images), so:
    runs a full SVD of it in the JVM) and the projection is a pandas UDF; the compact
    features are kept for the K fits and scorings;
 2. model k is a multinomial LogisticRegression fitted on the other folds' compact
-   features and applied to fold k, for at most label_max_iter iterations. (One fit of
+   features and applied to fold k, for at most label_max_iter iterations. Each image
+   weighs (mean class size / its class's size) ** label_class_balance in the loss: the
+   classes 10x smaller than others are otherwise underfitted (out-of-sample accuracy 0.65
+   unweighted, 0.69 at exponent 0.5 on the 8,119-file set, 118 labels). (One fit of
    all K models stacked in blocks of one sparse feature vector needs K times fewer
    Spark jobs, but MLlib's sparse-block gradient cost 3x the CPU at 8,000 images.)
 
@@ -47,13 +50,27 @@ log = logging.getLogger("sparkdup")
 ROWS_PER_TRAINING_PARTITION = 50_000
 
 
-def class_index(labelled: DataFrame, min_members: int) -> tuple[DataFrame, list[str], dict[str, int]]:
+def class_weights(sizes: list[int], power: float) -> list[float]:
+    """Training weight of one image of each class: (mean size / class size) ** power.
+    0 = every image counts once (large classes dominate the fit); 1 = every class weighs
+    the same in the loss (King and Zeng's prior correction, the weights of sklearn's
+    'balanced'); in between, a class 10x smaller weighs 10**power x more per image. MLlib
+    divides the loss by the sum of the weights, so label_reg keeps its meaning."""
+    mean = sum(sizes) / len(sizes)
+    return [(mean / n) ** power for n in sizes]
+
+
+def class_index(labelled: DataFrame, min_members: int, balance: float
+                ) -> tuple[DataFrame, list[str], dict[str, int]]:
     """Classes a model can learn (at least min_members images), indexed 0..C-1 by name:
-    a small DataFrame (label, idx), the names in index order and every label's member count."""
+    a small DataFrame (label, idx, weight: class_weights with exponent `balance`), the
+    names in index order and every label's member count."""
     counts = {r["label"]: int(r["count"]) for r in labelled.groupBy("label").count().collect()}
     names = sorted(lab for lab, n in counts.items() if n >= min_members)
+    weights = class_weights([counts[lab] for lab in names], balance) if names else []
     spark = labelled.sparkSession
-    index = spark.createDataFrame([(lab, i) for i, lab in enumerate(names)], "label string, idx int")
+    index = spark.createDataFrame([(lab, i, w) for i, (lab, w) in enumerate(zip(names, weights))],
+                                  "label string, idx int, weight double")
     return index, names, counts
 
 
@@ -109,10 +126,11 @@ def cross_fitted_probabilities(labelled: DataFrame, n_rows: int, index: DataFram
     # (local mode, a cluster, another shuffle setting): MLlib sums gradients per partition, so
     # only then do the fits, and the borderline label issues, come out the same everywhere.
     n_parts = max(1, math.ceil(n / ROWS_PER_TRAINING_PARTITION))
-    data = (rows.select("image_id", "fold", F.col("idx").cast("double").alias("idx"), array_to_vector(x).alias("features"))
+    data = (rows.select("image_id", "fold", F.col("idx").cast("double").alias("idx"), "weight",
+                        array_to_vector(x).alias("features"))
             .repartition(n_parts, "image_id").sortWithinPartitions("image_id")
             .persist(StorageLevel.MEMORY_AND_DISK))  # the K fits and scorings read it
-    lr = LogisticRegression(featuresCol="features", labelCol="idx", family="multinomial",
+    lr = LogisticRegression(featuresCol="features", labelCol="idx", weightCol="weight", family="multinomial",
                             regParam=float(an["label_reg"]), elasticNetParam=0.0,
                             maxIter=int(an["label_max_iter"]), tol=float(an["label_tol"]),
                             standardization=bool(an["label_standardize"]))
@@ -141,7 +159,7 @@ def model_probabilities(images: DataFrame, embeddings: DataFrame, groups: DataFr
     no labels at all, or fewer than two classes; said in one log line."""
     labelled = (images.where(F.col("label").isNotNull()).select("image_id", "label")
                 .join(embeddings.select("image_id", "embedding"), "image_id"))
-    index, names, counts = class_index(labelled, int(an["label_min_class_size"]))
+    index, names, counts = class_index(labelled, int(an["label_min_class_size"]), float(an["label_class_balance"]))
     if len(names) < 2:
         log.info("analyze: label model skipped: %s", "no labelled images" if not counts else
                  f"{len(names)} label(s) with at least {an['label_min_class_size']} images; a classifier needs two")
