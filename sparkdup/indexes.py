@@ -74,13 +74,22 @@ def partition_keys(spark: SparkSession, n: int) -> dict[int, int]:
 
 def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_buckets: int, root: str) -> None:
     """Write every bucket's index under `root`: `primary` is (bucket, image_id, vec)."""
+    write_chunks(build_chunks(spark, primary, plan, n_buckets), root)
+
+
+def build_chunks(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_buckets: int) -> DataFrame:
+    """INDEX_SCHEMA rows of every bucket's index built from `primary` (lazy)."""
     keys = partition_keys(spark, n_buckets)
     key_of = F.create_map(*[x for b, k in sorted(keys.items()) for x in (F.lit(b), F.lit(k).cast("long"))])
     shuffled = (primary.withColumn("_key", key_of[F.col("bucket")])
                 .repartition(n_buckets, "_key")
                 .sortWithinPartitions("bucket", "image_id")
                 .select("bucket", "image_id", "vec"))
-    chunks = shuffled.mapInPandas(lambda it: backends.build_partition(it, plan), backends.INDEX_SCHEMA)
+    return shuffled.mapInPandas(lambda it: backends.build_partition(it, plan), backends.INDEX_SCHEMA)
+
+
+def write_chunks(chunks: DataFrame, root: str) -> None:
+    """Write INDEX_SCHEMA rows as `<root>/bucket=<n>/part-*.parquet` (replacing `root`)."""
     # The Parquet writer buffers rows on the JVM heap, outside Spark's memory accounting, and
     # by default checks the page and row group sizes only every 100 rows (both checks use
     # parquet.page.size.row.check.*): 100 chunks of 8 MiB, 800 MB, which ran a 1 GB local
@@ -89,6 +98,21 @@ def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_b
     checks = {"parquet.page.size.row.check.min": "1", "parquet.page.size.row.check.max": "1"}
     (chunks.write.mode("overwrite").option("compression", "none").option("maxRecordsPerFile", 0)
      .option("parquet.block.size", 16 << 20).options(**checks).partitionBy("bucket").parquet(root))
+
+
+def copy_buckets(spark: SparkSession, source_root: str, root: str, buckets) -> None:
+    """Copy the index files of `buckets` from another run's index folder into `root`
+    (through the Hadoop FileSystem: any scheme). --append carries the buckets it did not
+    change into its own index version this way."""
+    jvm = spark._jvm  # noqa: SLF001
+    conf = spark._jsc.hadoopConfiguration()  # noqa: SLF001
+    src_fs, _ = hadoop_fs(spark, source_root)
+    dst_fs, _ = hadoop_fs(spark, root)
+    for b in sorted(int(b) for b in buckets):
+        src = jvm.org.apache.hadoop.fs.Path(f"{source_root}/bucket={b}")
+        dst = jvm.org.apache.hadoop.fs.Path(f"{root}/bucket={b}")
+        if not jvm.org.apache.hadoop.fs.FileUtil.copy(src_fs, src, dst_fs, dst, False, conf):
+            raise RuntimeError(f"could not copy the index of bucket {b} from {source_root} to {root}")
 
 
 def bucket_files(spark: SparkSession, root: str) -> dict[int, str]:
@@ -239,8 +263,10 @@ def _published_uris(spark: SparkSession) -> list[str]:
     return list(spark.sparkContext.listFiles)
 
 
-def clean_earlier(spark: SparkSession, output: str, keep: str) -> list[str]:
-    """Delete `<output>/_index/<run>` of other runs, unless this session published from it."""
+def clean_earlier(spark: SparkSession, output: str, keep) -> list[str]:
+    """Delete `<output>/_index/<run>` of other runs than `keep` (a run id, or several),
+    unless this session published from it."""
+    keep = {keep} if isinstance(keep, str) else set(keep)
     base = f"{output.rstrip('/')}/{INDEX_FOLDER}"
     fs, path = hadoop_fs(spark, base)
     if not fs.exists(path):
@@ -250,7 +276,7 @@ def clean_earlier(spark: SparkSession, output: str, keep: str) -> list[str]:
     for status in fs.listStatus(path):
         run = status.getPath().getName()
         where = status.getPath().toString()
-        if run == keep or any(f"/{INDEX_FOLDER}/{run}/" in u for u in published):
+        if run in keep or any(f"/{INDEX_FOLDER}/{run}/" in u for u in published):
             continue
         fs.delete(status.getPath(), True)
         removed.append(where)
