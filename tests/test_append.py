@@ -317,14 +317,15 @@ def test_append_that_only_adds_grows_the_index_and_finds_exact_lists(spark, tmp_
     stages(False)
     before = indexes.latest_root(spark, out)
     old_meta = indexes.read_meta(spark, before)
+    old_ids = np.load(backends.ids_path(indexes.load_bucket_at(spark, before, 0, old_meta["backend"],
+                                                               old_meta["dim"], str(tmp_path / "old")).path))
     shutil.copy(files[12], data / "12.png")
     stages(True)
+    assert not os.path.exists(before)  # the previous index is removed once this one has grown from it
     root = indexes.latest_root(spark, out)
     meta = indexes.read_meta(spark, root)
     assert root != before and meta["centroids"] == old_meta["centroids"] and meta["vectors"] == old_meta["vectors"]
     assert sum(meta["sizes"].values()) == sum(old_meta["sizes"].values()) + 1
-    old_ids = np.load(backends.ids_path(indexes.load_bucket_at(spark, before, 0, meta["backend"], meta["dim"],
-                                                               str(tmp_path / "old")).path))
     grown = indexes.load_bucket_at(spark, root, 0, meta["backend"], meta["dim"], str(tmp_path / "new")).ids
     assert list(grown[:len(old_ids)]) == list(old_ids) and len(grown) == len(old_ids) + 1
     emb = delta(spark, out, "embeddings").select("image_id", "embedding").collect()

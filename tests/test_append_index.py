@@ -128,3 +128,21 @@ def test_grow_indexes_on_spark(spark, tmp_path):
     new_file = glob.glob(f"{root}/bucket={carried}/*.parquet")[0]
     assert os.path.basename(old_file) == os.path.basename(new_file)
     assert open(old_file, "rb").read() == open(new_file, "rb").read()
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+def test_model_check_reads_a_local_table_without_spark_and_names_both(spark, tmp_path, fmt):
+    """append.check_model reads the output's model from its files (sparkdup.lookup) and
+    refuses another model in one line naming both; the same through Spark's reader."""
+    from sparkdup import append, lookup
+    from sparkdup.config import load_config
+    from sparkdup.errors import OutputError
+
+    out = str(tmp_path / "out")
+    spark.createDataFrame([(1, "other_model", 7)], "image_id long, model string, dim int").write.format(fmt).save(
+        os.path.join(out, "embeddings"))
+    assert lookup.open_table(out, "embeddings") is not None
+    with pytest.raises(OutputError, match=r"model other_model \(7 dimensions\), the settings ask for efficientnet"):
+        append.check_model(spark, load_config(), out)
+    with pytest.raises(OutputError, match=r"model other_model \(7 dimensions\)"):
+        append.check_model(spark, load_config(), "file:" + out)  # (a file: URI is local too)
