@@ -80,21 +80,22 @@ def choose_buckets(n: int, nb: dict) -> int:
     return max(1, math.ceil(n / int(nb["bucket_target_size"])))
 
 
-def embedding_stats(emb: DataFrame) -> tuple[int, int]:
-    """(rows, dim) in one pass; refuses mixed dimensions or models."""
+def embedding_stats(emb: DataFrame) -> tuple[int, int, str | None]:
+    """(rows, dim, model) in one pass; refuses mixed dimensions or models."""
     aggs = [F.count(F.lit(1)).alias("n"), F.min(F.size("embedding")).alias("lo"),
             F.max(F.size("embedding")).alias("hi")]
     if "model" in emb.columns:
-        aggs.append(F.countDistinct("model").alias("models"))
+        aggs += [F.countDistinct("model").alias("models"), F.max("model").alias("model")]
     row = emb.agg(*aggs).first()
     n = int(row["n"])
+    model = row["model"] if "model" in emb.columns else None
     if n == 0:
-        return 0, 0
+        return 0, 0, model
     if row["lo"] != row["hi"]:
         raise ConfigError(f"embeddings mixes vector sizes {row['lo']} and {row['hi']}: re-run embed")
     if "model" in emb.columns and row["models"] > 1:
         raise ConfigError(f"embeddings holds vectors of {row['models']} models: re-run embed with one model")
-    return n, int(row["lo"])
+    return n, int(row["lo"]), model
 
 
 # ---------------------------------------------------------------- executors: per-batch wrappers
@@ -183,19 +184,20 @@ def _params(spark: SparkSession, nb: dict, build: bool = False) -> backends.Para
 # ---------------------------------------------------------------- the search
 def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
            persisted: list | None = None, fitted: dict | None = None,
-           queried: DataFrame | None = None, grow: dict | None = None) -> DataFrame | None:
+           queried: DataFrame | None = None, grow: dict | None = None,
+           stats: tuple | None = None) -> DataFrame | None:
     """Top-k candidates per embedded image: (src, dst array, sim array), self excluded.
     None when there is nothing to search. Frames it persists are appended to `persisted`
     (unpersist them once the result is written). --append (sparkdup.append_neighbors)
     passes the previous index's meta as `fitted`, whose centroids are kept (every vector,
     old and new, goes to its nearest existing bucket), `queried` (image_id), the only
     vectors searched for, and `grow` ({"new": (image_id) of the new vectors,
-    "previous_root": the previous index}): that index is grown instead of rebuilt."""
+    "previous_root": the previous index}): that index is grown instead of rebuilt; `stats`:
+    embedding_stats() of `emb` when the caller has it (a pass over the table less)."""
     backend, k = nb["backend"], int(nb["k"])
     emb = emb.where(F.col("embedding").isNotNull())
-    n, dim = embedding_stats(emb)
-    # The vectors' model, for `sparkdup search` (it embeds its queries with it without reading a table).
-    model = emb.agg(F.max("model")).first()[0] if "model" in emb.columns else None
+    # model: the vectors' model, for `sparkdup search` (it embeds its queries with it without reading a table).
+    n, dim, model = stats if stats is not None else embedding_stats(emb)
     emb = emb.select("image_id", "embedding")
     if n == 0:
         log.warning("neighbors: embeddings is empty, only byte-identical links are written")
@@ -342,7 +344,8 @@ def appended_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataF
     from sparkdup import append_neighbors as an
     from sparkdup.append import runs_since
 
-    n, dim = embedding_stats(embeddings.where(F.col("embedding").isNotNull()))
+    stats = embedding_stats(embeddings.where(F.col("embedding").isNotNull()))
+    n, dim = stats[0], stats[1]
     new = an.new_ids(embeddings, previous, runs_since(spark, output, "embed", "neighbors")).persist()
     persisted.append(new)
     n_new = new.count()
@@ -358,7 +361,7 @@ def appended_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataF
              "index", n_new, queried.count() - n_new, n)
     wide = {**nb, "k": 2 * int(nb["k"])}  # 2k: the reversed edges reach the old lists they rank in
     found = search(spark, embeddings, wide, root, persisted, fitted=meta, queried=queried,
-                   grow={"new": new, "previous_root": previous_root})
+                   grow={"new": new, "previous_root": previous_root}, stats=stats)
     candidates = an.merged_candidates(found, previous, embeddings, queried)
     links = hash_edges(images, int(nb["hash_group_max"]))
     return assemble(candidates, links, int(nb["k"]), backends.get(nb["backend"]).source, run_id)
