@@ -3,7 +3,8 @@
 Layout: ``<output>/_index/<run_id>/bucket=<n>/part-*.parquet``, one Parquet file per
 bucket holding that bucket's index file and ids file in 8 MiB chunks
 (``sparkdup.udfs.backends.INDEX_SCHEMA``), and ``<output>/_index/<run_id>/meta.json``
-(backend, dim, bucket centroids) for ``sparkdup search``. It is written by Spark's own writer, so it
+(backend, dim, model, bucket centroids, vectors the centroids were fitted on, vectors per
+bucket) for ``sparkdup search`` and --append. It is written by Spark's own writer, so it
 works on every Hadoop filesystem the tables do (local, HDFS, s3a://, dbfs:/, abfss://),
 and it is a readable table (``spark.read.parquet(<output>/_index/<run_id>/bucket=<n>)``).
 A leading underscore keeps it out of the way of table readers.
@@ -21,13 +22,16 @@ sends each partition the pieces of its bucket's index, sorted before its query r
 queries. A task never sees another bucket's index; an index travels to at most
 index_copies tasks. The driver handles bucket sizes and file names only.
 
-Reading one bucket elsewhere (``sparkdup search``, incremental runs): ``load_bucket(spark,
-output, run_id, bucket, backend, dim)`` copies that bucket's file through the Hadoop
-FileSystem to a local folder and opens it.
+Reading one bucket elsewhere (``sparkdup search``): ``load_bucket(spark, output, run_id,
+bucket, backend, dim)`` copies that bucket's file through the Hadoop FileSystem to a local
+folder and opens it. --append writes a new index version from the previous one
+(sparkdup.append_neighbors): ``build_chunks`` for rebuilt buckets, grown buckets' chunks,
+one ``write_chunks``, then ``copy_buckets`` for the unchanged ones.
 
 The index stays after the run (for search and incremental runs); ``neighbors.keep_index:
 false`` deletes it once the stage has written its table. Indexes of earlier runs of the
-same output are deleted at the start of a run, except those this session published with
+same output are deleted at the start of a run (an --append keeps the previous one until
+its own has grown from it), except those this session published with
 ``SparkContext.addFile`` (an executor that joins later fetches every published file).
 """
 from __future__ import annotations
