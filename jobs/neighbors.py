@@ -207,17 +207,20 @@ def _params(spark: SparkSession, nb: dict, build: bool = False) -> backends.Para
 # ---------------------------------------------------------------- the search
 def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
            persisted: list | None = None, fitted: dict | None = None,
-           queried: DataFrame | None = None) -> DataFrame | None:
+           queried: DataFrame | None = None, grow: dict | None = None,
+           stats: tuple | None = None) -> DataFrame | None:
     """Top-k candidates per embedded image: (src, dst array, sim array), self excluded.
     None when there is nothing to search. Frames it persists are appended to `persisted`
     (unpersist them once the result is written). --append (sparkdup.append_neighbors)
     passes the previous index's meta as `fitted`, whose centroids are kept (every vector,
-    old and new, goes to its nearest existing bucket), and `queried` (image_id), the only
-    vectors searched for."""
+    old and new, goes to its nearest existing bucket), `queried` (image_id), the only
+    vectors searched for, and `grow` ({"new": (image_id) of the new vectors,
+    "previous_root": the previous index}): that index is grown instead of rebuilt; `stats`:
+    embedding_stats() of `emb` when the caller has it (a pass over the table less)."""
     backend, k = nb["backend"], int(nb["k"])
     phase(spark, "vector count and size")
     # model: the vectors' model, for `sparkdup search` (it embeds its queries with it without reading a table).
-    n, dim, model = embedding_stats(emb)
+    n, dim, model = stats if stats is not None else embedding_stats(emb)
     emb = emb.where(F.col("embedding").isNotNull())
     emb = emb.select("image_id", "embedding")
     if n == 0:
@@ -255,12 +258,24 @@ def search(spark: SparkSession, emb: DataFrame, nb: dict, root: str,
     assigned = assigned.persist(StorageLevel.DISK_ONLY)
     if persisted is not None:
         persisted.append(assigned)
-    phase(spark, "bucket assignment and sizes")
-    sizes, asked = bucket_counts(assigned, n, n_buckets)
-    phase(spark, "index build")
-    files = build_indexes(spark, assigned, backend, sizes, dim, n_buckets, nb, root)
+    if grow is None:
+        phase(spark, "bucket assignment and sizes")
+        sizes, asked = bucket_counts(assigned, n, n_buckets)
+        phase(spark, "index build")
+        files = build_indexes(spark, assigned, backend, sizes, dim, n_buckets, nb, root)
+    else:  # --append: the previous index grows (sparkdup.append_neighbors)
+        from sparkdup.append_neighbors import grow_indexes
+
+        phase(spark, "index growth")
+        limit = int(nb["exact_max_rows"]) if backend == "exact" else int(nb["max_bucket_size"])
+        build = backends.BuildPlan(backend=backend, dim=dim, params=_params(spark, nb, build=True), max_rows=limit,
+                                   sizes={})
+        sizes = grow_indexes(spark, assigned, grow["new"], fitted, grow["previous_root"], root, build, n_buckets)
+        files = indexes.bucket_files(spark, root)
+    # sizes: the vectors each bucket's index holds, which tells the next --append which buckets lost one.
     indexes.write_meta(spark, root, {"backend": backend, "dim": dim, "buckets": n_buckets, "vectors": fitted_on,
-                                     "model": model, "centroids": None if centroids is None else centroids.tolist()})
+                                     "model": model, "centroids": None if centroids is None else centroids.tolist(),
+                                     "sizes": {str(b): int(c) for b, c in sorted(sizes.items())}})
     plan = backends.QueryPlan(backend=backend, dim=dim, k=k, files={b: u.rsplit("/", 1)[1] for b, u in files.items()},
                               params=_params(spark, nb), local_dir=nb["index_dir"] or None)
     phase(spark, "query layout")
@@ -345,35 +360,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_append_flag(parser)
 
 
-def previous_meta(spark: SparkSession, output: str) -> dict | None:
-    """The meta.json of the index the last neighbors run left (None when there is none)."""
+def previous_index(spark: SparkSession, output: str) -> tuple[str | None, dict | None]:
+    """(root, meta.json) of the index the last neighbors run left ((None, None) when there is none)."""
     from sparkdup.append import latest_run
 
     run = latest_run(spark, output, "neighbors")
     root = indexes.index_root(output, run) if run else None
-    return indexes.read_meta(spark, root) if root and indexes.has_meta(spark, root) else None
+    return (root, indexes.read_meta(spark, root)) if root and indexes.has_meta(spark, root) else (None, None)
 
 
 def appended_neighbors(spark: SparkSession, embeddings: DataFrame, images: DataFrame, previous: DataFrame,
                        nb: dict, run_id: str, root: str, output: str, meta: dict | None,
-                       persisted: list) -> DataFrame:
+                       previous_root: str | None, persisted: list) -> DataFrame:
     """The full `neighbors` table for --append (sparkdup.append_neighbors): only the new
     vectors are queried when the previous index can grow, else every vector (a refit)."""
     from sparkdup import append_neighbors as an
     from sparkdup.append import runs_since
 
-    n, dim, _ = embedding_stats(embeddings)
-    reason = an.refit_reason(meta, nb["backend"], dim, n, float(nb["append_refit_growth"]))
+    stats = embedding_stats(embeddings)
+    n, dim = stats[0], stats[1]
+    new = an.new_ids(embeddings, previous, runs_since(spark, output, "embed", "neighbors")).persist()
+    persisted.append(new)
+    n_new = new.count()
+    reason = an.refit_reason(meta, nb["backend"], dim, n, float(nb["append_refit_growth"]), n_new,
+                             int(nb["bucket_target_size"]),
+                             int(nb["exact_max_rows"]) if nb["backend"] == "exact" else int(nb["max_bucket_size"]))
     if reason is not None:
         log.info("--append: neighbors refits its buckets and queries all %d vectors: %s", n, reason)
         return build_neighbors(spark, embeddings, images, nb, run_id, root, persisted)
-    new = an.new_ids(embeddings, previous, runs_since(spark, output, "embed", "neighbors")).persist()
     queried = an.to_query(embeddings, previous, new).persist()
-    persisted += [new, queried]
+    persisted.append(queried)
     log.info("--append: querying %d new vectors and %d whose list lost a neighbour, of %d, against the grown "
-             "index", new.count(), queried.count() - new.count(), n)
+             "index", n_new, queried.count() - n_new, n)
     wide = {**nb, "k": 2 * int(nb["k"])}  # 2k: the reversed edges reach the old lists they rank in
-    found = search(spark, embeddings, wide, root, persisted, fitted=meta, queried=queried)
+    found = search(spark, embeddings, wide, root, persisted, fitted=meta, queried=queried,
+                   grow={"new": new, "previous_root": previous_root}, stats=stats)
     candidates = an.merged_candidates(found, previous, embeddings, queried)
     links = hash_edges(images, int(nb["hash_group_max"]))
     return assemble(candidates, links, int(nb["k"]), backends.get(nb["backend"]).source, run_id)
@@ -390,9 +411,11 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
         append.check_format(cfg, args.output)
         if not append.is_first_run(spark, args.output, "neighbors"):
             previous = read_table(spark, args.output, "neighbors")
-            meta = previous_meta(spark, args.output)
+            previous_root, meta = previous_index(spark, args.output)
     root = indexes.index_root(args.output, run_id)
-    indexes.clean_earlier(spark, args.output, keep=run_id)
+    # An --append keeps the previous index until this run's has grown from it.
+    indexes.clean_earlier(spark, args.output, keep=[run_id] + ([previous_root.rsplit("/", 1)[1]]
+                                                              if previous is not None and previous_root else []))
     previous_batch = spark.conf.get(ARROW_BATCH_KEY, None)
     spark.conf.set(ARROW_BATCH_KEY, str(nb["arrow_batch_rows"]))
     persisted: list = []
@@ -407,9 +430,10 @@ def run(spark: SparkSession, cfg: dict, args: argparse.Namespace, run_id: str) -
             previous = previous.persist(StorageLevel.MEMORY_AND_DISK)  # the old lists, read before the MERGE
             persisted.append(previous)
             edges = appended_neighbors(spark, embeddings, images, previous, nb, run_id, root, args.output, meta,
-                                       persisted)
+                                       previous_root, persisted)
             with track(spark, "querying new images", embeddings.count()):
                 path = merge_table(edges, args.output, "neighbors")
+            indexes.clean_earlier(spark, args.output, keep=run_id)
     finally:
         if previous_batch is not None:
             spark.conf.set(ARROW_BATCH_KEY, previous_batch)

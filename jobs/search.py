@@ -15,8 +15,9 @@ is read (Spark's Parquet reader, so any Hadoop filesystem) and loaded once; a Sp
 per query would cost more in scheduling than the search itself. The index is found by
 listing `<output>/_index` and its meta.json names the model, so no table is read before
 the queries are embedded; the `images` and `duplicate_groups` tables are resolved in a
-thread meanwhile and read filtered to the hits only
-(signatures only for the hits the duplicate rule compares).
+thread meanwhile and read filtered to the hits only (signatures only for the hits the
+duplicate rule compares): with pyarrow straight from a local output's files
+(sparkdup.lookup), through Spark elsewhere.
 """
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkdup import indexes
+from sparkdup import indexes, lookup
 from sparkdup.decoded import decode_limits
 from sparkdup.errors import OutputError
 from sparkdup.listing import is_local, list_input, wanted_extensions
@@ -97,12 +98,30 @@ def model_of(spark: SparkSession, output: str, meta: dict | None = None) -> str:
 
 
 def hit_tables(spark: SparkSession, output: str) -> tuple:
-    """(images, duplicate_groups or None) resolved (each Delta table's log read once), to be
-    filtered to the hits: run in a thread while the queries are embedded and searched."""
-    images = read_table(spark, output, "images").select("image_id", "path", "content_hash", "signature")
-    groups = (read_table(spark, output, "duplicate_groups").select("image_id", "group_id")
+    """(images, duplicate_groups or None), each ready to be filtered to the hits: a pyarrow
+    dataset over a local output's files (sparkdup.lookup: no Spark job, milliseconds), else
+    a Spark frame (each Delta table's log read once). Run in a thread while the queries are
+    embedded and searched."""
+    def one(name: str, columns: list[str]):
+        local = lookup.open_table(output, name)
+        return local if local is not None else read_table(spark, output, name).select(*columns)
+
+    images = one("images", ["image_id", "path", "content_hash", "signature"])
+    groups = (one("duplicate_groups", ["image_id", "group_id"])
               if path_exists(spark, table_path(output, "duplicate_groups")) else None)
     return images, groups
+
+
+def rows_of(table, columns: list[str], ids) -> dict[int, dict]:
+    """image_id -> {columns} of the rows of `ids` in a hit_tables() table (a filtered read of
+    those columns: pyarrow for a local dataset, else a Spark scan collected)."""
+    if not isinstance(table, DataFrame):
+        return lookup.rows_by_id(table, columns, ids)
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return {}
+    return {int(r["image_id"]): r.asDict()
+            for r in table.select("image_id", *columns).where(F.col("image_id").isin(wanted)).collect()}
 
 
 # ---------------------------------------------------------------- transform
@@ -130,23 +149,20 @@ def query_index(spark: SparkSession, root: str, vectors: np.ndarray, k: int, nb:
 def hits_of(spark: SparkSession, output: str, ids: list[int], tables: tuple | None = None,
             verify: set[int] | None = None) -> dict[int, dict]:
     """image_id -> path, content_hash, signature, group_id of the images found (`tables`:
-    hit_tables()'s frames, when already resolved). Signatures are read only for `verify`
+    hit_tables()'s tables, when already resolved). Signatures are read only for `verify`
     (the hits close enough for the duplicate rule to compare pixels; None: all of them):
-    image ids are hashes, so no row group can be skipped and a signature scan reads the
+    image ids are hashes, so no row group can be skipped and a signature read scans the
     column of every image."""
     if not ids:
         return {}
     images, groups = tables if tables is not None else hit_tables(spark, output)
     verify = set(ids) if verify is None else verify & set(ids)
-    # Filtered scans collected and joined here: a Spark join would add a shuffle (its tasks
-    # cost more than the handful of rows it joins).
-    group_of = ({} if groups is None else
-                {int(r["image_id"]): r["group_id"] for r in groups.where(F.col("image_id").isin(ids)).collect()})
-    found = {int(r["image_id"]): r.asDict() | {"signature": None}
-             for r in images.drop("signature").where(F.col("image_id").isin(ids)).collect()}
-    if verify:
-        for r in images.select("image_id", "signature").where(F.col("image_id").isin(sorted(verify))).collect():
-            found[int(r["image_id"])]["signature"] = r["signature"]
+    # Filtered reads joined here: a Spark join would add a shuffle (its tasks cost more than
+    # the handful of rows it joins).
+    group_of = {} if groups is None else {i: r["group_id"] for i, r in rows_of(groups, ["group_id"], ids).items()}
+    found = {i: r | {"signature": None} for i, r in rows_of(images, ["path", "content_hash"], ids).items()}
+    for i, r in rows_of(images, ["signature"], verify).items():
+        found[i]["signature"] = None if r["signature"] is None else bytes(r["signature"])
     for image_id, row in found.items():
         row["group_id"] = group_of.get(image_id)
     return found

@@ -143,9 +143,17 @@ def check_model(spark: SparkSession, cfg: dict, output: str) -> None:
     output's embeddings: neighbours between the two would mean nothing."""
     from sparkdup.models.registry import model_name, resolve, with_size
 
+    from sparkdup.lookup import open_table
+
     if not path_exists(spark, table_path(output, "embeddings")):
         return
-    row = read_table(spark, output, "embeddings").select("model", "dim").first()
+    # One row: from a local table's files when it can (sparkdup.lookup: no Spark job), else Spark.
+    local = open_table(output, "embeddings")
+    if local is not None:
+        first = local.head(1, columns=["model", "dim"]).to_pylist()
+        row = first[0] if first else None
+    else:
+        row = read_table(spark, output, "embeddings").select("model", "dim").first()
     if row is None:
         return
     emb = cfg["embed"]

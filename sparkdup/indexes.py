@@ -3,7 +3,8 @@
 Layout: ``<output>/_index/<run_id>/bucket=<n>/part-*.parquet``, one Parquet file per
 bucket holding that bucket's index file and ids file in 8 MiB chunks
 (``sparkdup.udfs.backends.INDEX_SCHEMA``), and ``<output>/_index/<run_id>/meta.json``
-(backend, dim, bucket centroids) for ``sparkdup search``. It is written by Spark's own writer, so it
+(backend, dim, model, bucket centroids, vectors the centroids were fitted on, vectors per
+bucket) for ``sparkdup search`` and --append. It is written by Spark's own writer, so it
 works on every Hadoop filesystem the tables do (local, HDFS, s3a://, dbfs:/, abfss://),
 and it is a readable table (``spark.read.parquet(<output>/_index/<run_id>/bucket=<n>)``).
 A leading underscore keeps it out of the way of table readers.
@@ -21,13 +22,16 @@ sends each partition the pieces of its bucket's index, sorted before its query r
 queries. A task never sees another bucket's index; an index travels to at most
 index_copies tasks. The driver handles bucket sizes and file names only.
 
-Reading one bucket elsewhere (``sparkdup search``, incremental runs): ``load_bucket(spark,
-output, run_id, bucket, backend, dim)`` copies that bucket's file through the Hadoop
-FileSystem to a local folder and opens it.
+Reading one bucket elsewhere (``sparkdup search``): ``load_bucket(spark, output, run_id,
+bucket, backend, dim)`` copies that bucket's file through the Hadoop FileSystem to a local
+folder and opens it. --append writes a new index version from the previous one
+(sparkdup.append_neighbors): ``build_chunks`` for rebuilt buckets, grown buckets' chunks,
+one ``write_chunks``, then ``copy_buckets`` for the unchanged ones.
 
 The index stays after the run (for search and incremental runs); ``neighbors.keep_index:
 false`` deletes it once the stage has written its table. Indexes of earlier runs of the
-same output are deleted at the start of a run, except those this session published with
+same output are deleted at the start of a run (an --append keeps the previous one until
+its own has grown from it), except those this session published with
 ``SparkContext.addFile`` (an executor that joins later fetches every published file).
 """
 from __future__ import annotations
@@ -74,13 +78,22 @@ def partition_keys(spark: SparkSession, n: int) -> dict[int, int]:
 
 def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_buckets: int, root: str) -> None:
     """Write every bucket's index under `root`: `primary` is (bucket, image_id, vec)."""
+    write_chunks(build_chunks(spark, primary, plan, n_buckets), root)
+
+
+def build_chunks(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_buckets: int) -> DataFrame:
+    """INDEX_SCHEMA rows of every bucket's index built from `primary` (lazy)."""
     keys = partition_keys(spark, n_buckets)
     key_of = F.create_map(*[x for b, k in sorted(keys.items()) for x in (F.lit(b), F.lit(k).cast("long"))])
     shuffled = (primary.withColumn("_key", key_of[F.col("bucket")])
                 .repartition(n_buckets, "_key")
                 .sortWithinPartitions("bucket", "image_id")
                 .select("bucket", "image_id", "vec"))
-    chunks = shuffled.mapInPandas(lambda it: backends.build_partition(it, plan), backends.INDEX_SCHEMA)
+    return shuffled.mapInPandas(lambda it: backends.build_partition(it, plan), backends.INDEX_SCHEMA)
+
+
+def write_chunks(chunks: DataFrame, root: str) -> None:
+    """Write INDEX_SCHEMA rows as `<root>/bucket=<n>/part-*.parquet` (replacing `root`)."""
     # The Parquet writer buffers rows on the JVM heap, outside Spark's memory accounting, and
     # by default checks the page and row group sizes only every 100 rows (both checks use
     # parquet.page.size.row.check.*): 100 chunks of 8 MiB, 800 MB, which ran a 1 GB local
@@ -89,6 +102,21 @@ def build(spark: SparkSession, primary: DataFrame, plan: backends.BuildPlan, n_b
     checks = {"parquet.page.size.row.check.min": "1", "parquet.page.size.row.check.max": "1"}
     (chunks.write.mode("overwrite").option("compression", "none").option("maxRecordsPerFile", 0)
      .option("parquet.block.size", 16 << 20).options(**checks).partitionBy("bucket").parquet(root))
+
+
+def copy_buckets(spark: SparkSession, source_root: str, root: str, buckets) -> None:
+    """Copy the index files of `buckets` from another run's index folder into `root`
+    (through the Hadoop FileSystem: any scheme). --append carries the buckets it did not
+    change into its own index version this way."""
+    jvm = spark._jvm  # noqa: SLF001
+    conf = spark._jsc.hadoopConfiguration()  # noqa: SLF001
+    src_fs, _ = hadoop_fs(spark, source_root)
+    dst_fs, _ = hadoop_fs(spark, root)
+    for b in sorted(int(b) for b in buckets):
+        src = jvm.org.apache.hadoop.fs.Path(f"{source_root}/bucket={b}")
+        dst = jvm.org.apache.hadoop.fs.Path(f"{root}/bucket={b}")
+        if not jvm.org.apache.hadoop.fs.FileUtil.copy(src_fs, src, dst_fs, dst, False, conf):
+            raise RuntimeError(f"could not copy the index of bucket {b} from {source_root} to {root}")
 
 
 def bucket_files(spark: SparkSession, root: str) -> dict[int, str]:
@@ -239,8 +267,10 @@ def _published_uris(spark: SparkSession) -> list[str]:
     return list(spark.sparkContext.listFiles)
 
 
-def clean_earlier(spark: SparkSession, output: str, keep: str) -> list[str]:
-    """Delete `<output>/_index/<run>` of other runs, unless this session published from it."""
+def clean_earlier(spark: SparkSession, output: str, keep) -> list[str]:
+    """Delete `<output>/_index/<run>` of other runs than `keep` (a run id, or several),
+    unless this session published from it."""
+    keep = {keep} if isinstance(keep, str) else set(keep)
     base = f"{output.rstrip('/')}/{INDEX_FOLDER}"
     fs, path = hadoop_fs(spark, base)
     if not fs.exists(path):
@@ -250,7 +280,7 @@ def clean_earlier(spark: SparkSession, output: str, keep: str) -> list[str]:
     for status in fs.listStatus(path):
         run = status.getPath().getName()
         where = status.getPath().toString()
-        if run == keep or any(f"/{INDEX_FOLDER}/{run}/" in u for u in published):
+        if run in keep or any(f"/{INDEX_FOLDER}/{run}/" in u for u in published):
             continue
         fs.delete(status.getPath(), True)
         removed.append(where)

@@ -65,25 +65,35 @@ def provenance(spark: SparkSession, output: str) -> list[dict]:
     """For each result table under output: the run and stage that wrote it, from its own
     run_id and the `runs` table ({table, run_id, stage, started_at}); tables not there are
     left out. An interrupted run leaves the previous tables, so they name the previous run."""
+    from pyspark.sql import functions as F
+
     from sparkdup.tables import path_exists, read_table
 
     if not path_exists(spark, table_path(output, "runs")):
         return []
     runs = {(r.run_id, r.stage): r.started_at for r in read_table(spark, output, "runs")
             .select("run_id", "stage", "started_at").collect()}
+    there = [(stage, table) for stage, tables in STAGE_TABLES.items() for table in tables
+             if path_exists(spark, table_path(output, table))]
+    # After --append a table's rows carry the runs that last changed them: the latest names it.
+    # Every table's run ids in one Spark job (a job per table cost seconds each on --append).
+    scans = [read_table(spark, output, t).select(F.lit(t).alias("table"), "run_id").distinct() for _, t in there]
+    found: dict[str, set] = {t: set() for _, t in there}
+    if scans:
+        union = scans[0]
+        for scan in scans[1:]:
+            union = union.unionByName(scan)
+        for r in union.collect():
+            found[r["table"]].add(r["run_id"])
     out = []
-    for stage, tables in STAGE_TABLES.items():
-        for table in tables:
-            if not path_exists(spark, table_path(output, table)):
-                continue
-            # After --append a table's rows carry the runs that last changed them: the latest names it.
-            present = {r.run_id for r in read_table(spark, output, table).select("run_id").distinct().collect()}
-            recorded = sorted((started, r) for (r, s), started in runs.items() if s == stage and r in present)
-            if recorded:
-                run_id = recorded[-1][1]
-            elif present:
-                run_id = sorted(present)[-1]
-            else:  # an empty table: the stage's last run
-                run_id = next((r for r, s in sorted(runs, key=runs.get, reverse=True) if s == stage), None)
-            out.append({"table": table, "run_id": run_id, "stage": stage, "started_at": runs.get((run_id, stage))})
+    for stage, table in there:
+        present = found[table]
+        recorded = sorted((started, r) for (r, s), started in runs.items() if s == stage and r in present)
+        if recorded:
+            run_id = recorded[-1][1]
+        elif present:
+            run_id = sorted(present)[-1]
+        else:  # an empty table: the stage's last run
+            run_id = next((r for r, s in sorted(runs, key=runs.get, reverse=True) if s == stage), None)
+        out.append({"table": table, "run_id": run_id, "stage": stage, "started_at": runs.get((run_id, stage))})
     return out

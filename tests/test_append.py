@@ -291,3 +291,51 @@ def test_merge_that_changes_nothing_changes_no_row(spark, tmp_path):
     assert {(r.image_id, r.run_id) for r in delta(spark, out, "images").collect()} == {(1, "r1"), (2, "r1")}
     merge_table(_images(spark, [1], "r3"), out, "images")
     assert [r.image_id for r in delta(spark, out, "images").collect()] == [1]
+
+
+def test_append_that_only_adds_grows_the_index_and_finds_exact_lists(spark, tmp_path):
+    """An append that only adds a file grows the bucket's index (no rebuild: the grown index
+    holds the old items first, then the new one; the centroids stay) and every list is the
+    exact top k of the embeddings (13 real clipart vectors: faiss HNSW is exact at this size)."""
+    import numpy as np
+
+    import sparkdup
+    from sparkdup import indexes
+    from sparkdup.config import load_config
+    from sparkdup.udfs import backends
+
+    data, out = tmp_path / "data", str(tmp_path / "out")
+    data.mkdir()
+    files = real_pngs(CLIPART, 13, seed=99)
+    for n, f in enumerate(files[:12]):
+        shutil.copy(f, data / f"{n:02d}.png")
+
+    def stages(append: bool) -> None:
+        sparkdup.ingest(str(data), out, spark=spark, append=append)
+        sparkdup.embed(out, spark=spark, append=append)
+        sparkdup.neighbors(out, spark=spark, append=append)
+    stages(False)
+    before = indexes.latest_root(spark, out)
+    old_meta = indexes.read_meta(spark, before)
+    old_ids = np.load(backends.ids_path(indexes.load_bucket_at(spark, before, 0, old_meta["backend"],
+                                                               old_meta["dim"], str(tmp_path / "old")).path))
+    shutil.copy(files[12], data / "12.png")
+    stages(True)
+    assert not os.path.exists(before)  # the previous index is removed once this one has grown from it
+    root = indexes.latest_root(spark, out)
+    meta = indexes.read_meta(spark, root)
+    assert root != before and meta["centroids"] == old_meta["centroids"] and meta["vectors"] == old_meta["vectors"]
+    assert sum(meta["sizes"].values()) == sum(old_meta["sizes"].values()) + 1
+    grown = indexes.load_bucket_at(spark, root, 0, meta["backend"], meta["dim"], str(tmp_path / "new")).ids
+    assert list(grown[:len(old_ids)]) == list(old_ids) and len(grown) == len(old_ids) + 1
+    emb = delta(spark, out, "embeddings").select("image_id", "embedding").collect()
+    x = np.array([r.embedding for r in emb], np.float32)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    k = int(load_config()["neighbors"]["k"])
+    got: dict = {}
+    for r in delta(spark, out, "neighbors").collect():
+        got.setdefault(r.src, []).append(r.similarity)
+    for n, r in enumerate(emb):
+        want = np.sort(sims[n])[::-1][:min(k, len(emb) - 1)]
+        assert sorted(got[r.image_id], reverse=True)[:len(want)] == pytest.approx(list(want), abs=1e-3), r.image_id

@@ -145,3 +145,29 @@ def test_signatures_read_only_for_hits_the_rule_compares(spark, searched):
     assert found[ids[0]]["signature"] is not None
     assert found[ids[1]]["signature"] is None and found[ids[2]]["signature"] is None
     assert all(found[i]["path"] for i in ids)
+
+
+def test_local_lookup_reads_what_spark_reads(spark, searched, tmp_path):
+    """A local output's hits are read with pyarrow (sparkdup.lookup), Parquet and Delta
+    alike, and give exactly the rows Spark's filtered scans give; a remote-looking output
+    is left to Spark."""
+    from sparkdup import lookup
+    from sparkdup.jobs import search
+
+    out = searched[0]
+    images = spark.read.parquet(os.path.join(out, "images"))
+    ids = [r.image_id for r in images.where("status = 'ok'").orderBy("image_id").limit(4).collect()]
+    delta_out = str(tmp_path / "delta_out")
+    images.write.format("delta").save(os.path.join(delta_out, "images"))
+    spark.read.parquet(os.path.join(out, "duplicate_groups")).write.format("delta").save(
+        os.path.join(delta_out, "duplicate_groups"))
+    through_spark = (spark.read.parquet(os.path.join(out, "images")).select("image_id", "path", "content_hash",
+                                                                            "signature"),
+                     spark.read.parquet(os.path.join(out, "duplicate_groups")).select("image_id", "group_id"))
+    expected = search.hits_of(spark, out, ids, through_spark, verify=set(ids[:2]))
+    assert set(expected) == set(ids) and expected[ids[0]]["signature"] is not None
+    for where in (out, delta_out):
+        tables = search.hit_tables(spark, where)
+        assert all(not isinstance(t, type(images)) for t in tables)  # pyarrow datasets, no Spark frame
+        assert search.hits_of(spark, where, ids, tables, verify=set(ids[:2])) == expected
+    assert lookup.open_table("s3a://bucket/out", "images") is None
