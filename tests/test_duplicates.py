@@ -19,7 +19,7 @@ from sparkdup.udfs.decode import Limits, decode
 from sparkdup.udfs.image_stats import pixel_signature
 from sparkdup.udfs.stars import stars
 from sparkdup.udfs import verify
-from sparkdup.udfs.verify import compare, compare_many, is_same_picture
+from sparkdup.udfs.verify import compare, compare_many, is_same_picture, verdict
 
 OXY = "/usr/share/icons/oxygen/base"
 AN = {"duplicate_similarity": 0.65, "verify_min_fine": 0.95, "verify_max_changed": 0.02, "verify_max_local": 1.5,
@@ -300,6 +300,18 @@ def test_groups_hold_only_verified_pictures(tables):
     assert g.group_size.eq(g.groupby("group_id").image_id.transform("size")).all()
 
 
+def test_the_verdict_names_the_first_rule_a_pair_fails():
+    ok = {"status": "ok", "coarse": 0.99, "fine": 0.99, "changed": 0.0, "local": 0.1, "local_rest": 0.1, "chroma": 1.0}
+    assert verdict(ok, AN) == "verified" and is_same_picture(ok, AN)
+    assert verdict(ok | {"fine": 0.9}, AN) == "pixels_differ"
+    assert verdict(ok | {"fine": None, "changed": None}, AN) == "pixels_differ"  # coarse early exit
+    assert verdict(ok | {"changed": 0.05}, AN) == "local_change"
+    assert verdict(ok | {"local": 1.4}, AN) == "verified"  # one tile may hold an overlay
+    assert verdict(ok | {"local": 1.6}, AN) == verdict(ok | {"local_rest": 0.4}, AN) == "local_change"
+    assert verdict(ok | {"chroma": 31.0}, AN) == "colour_change"
+    assert verdict(dict(verify.NO_SIGNATURE), AN) == "no_signature"
+
+
 def test_pairs_keep_the_evidence_and_the_reason(tables):
     pairs, _, ids = tables
     p = pairs.set_index(["image_id_a", "image_id_b"])
@@ -317,6 +329,13 @@ def test_pairs_keep_the_evidence_and_the_reason(tables):
     assert ids["broken.png"] not in set(pairs.image_id_a) | set(pairs.image_id_b)
     assert set(pairs.reason) <= {"hash", "verified", "pixels_differ", "local_change", "colour_change", "no_signature"}
     assert jpg.align_local_rest <= jpg.align_local and jpg.align_chroma <= AN["verify_max_chroma"]
+    # the table's decision is the rule's verdict on the table's own scores (one copy of the rule)
+    for row in pairs[~pairs.hash_match].itertuples():
+        scores = {"status": row.verify_status, "coarse": row.align_coarse, "fine": row.align_fine,
+                  "changed": row.align_changed, "local": row.align_local, "local_rest": row.align_local_rest,
+                  "chroma": row.align_chroma}
+        scores = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in scores.items()}
+        assert row.reason == verdict(scores, AN) and row.is_duplicate == (row.reason == "verified"), row
 
 
 def test_compare_takes_signatures_as_spark_rows_give_them(kate):

@@ -388,13 +388,31 @@ def compare(a: bytes | None, b: bytes | None, min_coarse: float | None = None) -
     return compare_many([a], [b], min_coarse)[0]
 
 
-def is_same_picture(scores: dict, rule: Mapping) -> bool:
+RULE_KEYS = ("verify_min_fine", "verify_max_changed", "verify_max_local", "verify_max_local_rest",
+             "verify_max_chroma")
+
+
+def verdict(scores: dict, rule: Mapping) -> str:
     """The verification rule, with the thresholds of ``rule`` (the analyze settings'
-    verify_* keys): aligned fine correlation high enough, few locally changed pixels, at
-    most one tile changed beyond verify_max_local_rest (and it by at most verify_max_local:
-    an overlay), and no colour change beyond verify_max_chroma. sparkdup.findings.duplicates
-    applies the same rule as a Spark expression."""
-    return (scores["status"] == "ok" and scores["fine"] is not None
-            and scores["fine"] >= rule["verify_min_fine"] and scores["changed"] <= rule["verify_max_changed"]
-            and scores["local"] <= rule["verify_max_local"] and scores["local_rest"] <= rule["verify_max_local_rest"]
-            and scores["chroma"] <= rule["verify_max_chroma"])
+    verify_* keys, RULE_KEYS): ``verified`` when the aligned fine correlation is high
+    enough, few pixels changed locally, at most one tile changed beyond
+    verify_max_local_rest (and it by at most verify_max_local: an overlay) and no colour
+    changed beyond verify_max_chroma; otherwise the first reason it fails: the score
+    status (e.g. ``no_signature``), ``pixels_differ``, ``local_change`` or
+    ``colour_change``. The one copy of the rule: analyze's pandas UDF, search and the
+    benchmarks' replays all call it."""
+    if scores["status"] != "ok":
+        return scores["status"]
+    if scores["fine"] is None or scores["fine"] < rule["verify_min_fine"]:
+        return "pixels_differ"
+    if (scores["changed"] > rule["verify_max_changed"] or scores["local"] > rule["verify_max_local"]
+            or scores["local_rest"] > rule["verify_max_local_rest"]):
+        return "local_change"
+    if scores["chroma"] > rule["verify_max_chroma"]:
+        return "colour_change"
+    return "verified"
+
+
+def is_same_picture(scores: dict, rule: Mapping) -> bool:
+    """Whether ``scores`` pass the verification rule (see verdict)."""
+    return verdict(scores, rule) == "verified"

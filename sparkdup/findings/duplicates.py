@@ -8,8 +8,8 @@ executors, then components split into verified stars around their representative
    thumbnails at two scales with a crop search; a pair whose best coarse (16 x 16) window
    correlates below ``verify_min_coarse`` is rejected there, without the fine search. A
    pair is a duplicate when its bytes are identical, or when it passes
-   udfs.verify.is_same_picture (``same_picture`` below is that rule as a Spark
-   expression): aligned fine correlation >= ``verify_min_fine``, share of locally changed
+   the rule of udfs.verify.verdict, applied inside the UDF (one copy of the rule for
+   analyze, search and the replays): aligned fine correlation >= ``verify_min_fine``, share of locally changed
    pixels <= ``verify_max_changed``, worst tile's residual (``local``, an overlay may sit
    there) <= ``verify_max_local``, the second-worst's (``local_rest``) <=
    ``verify_max_local_rest``, opponent colour residual (``chroma``) <= ``verify_max_chroma``.
@@ -29,7 +29,7 @@ from pyspark.sql.functions import pandas_udf
 
 from sparkdup.graph import connected_components
 from sparkdup.udfs.stars import stars
-from sparkdup.udfs.verify import SCORES, compare_many
+from sparkdup.udfs.verify import RULE_KEYS, SCORES, compare_many, verdict
 
 VERIFY_SCHEMA = T.StructType([
     T.StructField("status", T.StringType()),
@@ -39,17 +39,24 @@ VERIFY_SCHEMA = T.StructType([
     T.StructField("local", T.DoubleType()),
     T.StructField("local_rest", T.DoubleType()),
     T.StructField("chroma", T.DoubleType()),
+    T.StructField("reason", T.StringType()),
 ])
 
 
-def verify_pairs(min_coarse: float):
+def verify_pairs(an: dict):
     """The pandas UDF giving each pair's aligned-thumbnail scores (udfs.verify.compare_many,
-    which prepares each image once per batch and skips the fine search below min_coarse);
-    null signatures give a status."""
+    which prepares each image once per batch and skips the fine search below
+    ``verify_min_coarse``) and the rule's verdict on them (udfs.verify.verdict); null
+    signatures give a status."""
+    min_coarse = an["verify_min_coarse"]
+    rule = {k: an[k] for k in RULE_KEYS}
 
     @pandas_udf(VERIFY_SCHEMA)
     def scores(a: pd.Series, b: pd.Series) -> pd.DataFrame:
-        return pd.DataFrame(compare_many(a, b, min_coarse), columns=list(SCORES))
+        rows = compare_many(a, b, min_coarse)
+        for row in rows:
+            row["reason"] = verdict(row, rule)
+        return pd.DataFrame(rows, columns=[*SCORES, "reason"])
 
     return scores
 
@@ -86,20 +93,10 @@ def duplicate_pairs(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFr
              # One image's pairs next to each other: the UDF prepares an image once per run of them.
              .sortWithinPartitions("image_id_b", "image_id_a"))
     # Byte-identical pairs need no pixels compared: null signatures skip the work in the UDF.
-    scores = verify_pairs(an["verify_min_coarse"])(F.when(~F.col("hash_match"), F.col("signature_a")),
-                                                   F.when(~F.col("hash_match"), F.col("signature_b")))
+    scores = verify_pairs(an)(F.when(~F.col("hash_match"), F.col("signature_a")),
+                              F.when(~F.col("hash_match"), F.col("signature_b")))
     verified = pairs.withColumn("v", scores)
-    v = lambda name: F.col(f"v.{name}")  # noqa: E731
-    local_change = ((v("changed") > an["verify_max_changed"]) | (v("local") > an["verify_max_local"])
-                    | (v("local_rest") > an["verify_max_local_rest"]))
-    same = ((v("status") == "ok") & (v("fine") >= an["verify_min_fine"]) & ~local_change
-            & (v("chroma") <= an["verify_max_chroma"]))
-    reason = (F.when(F.col("hash_match"), F.lit("hash"))
-              .when(v("status") != "ok", v("status"))
-              .when(v("fine").isNull() | (v("fine") < an["verify_min_fine"]), F.lit("pixels_differ"))
-              .when(local_change, F.lit("local_change"))
-              .when(v("chroma") > an["verify_max_chroma"], F.lit("colour_change"))
-              .otherwise(F.lit("verified")))
+    reason = F.when(F.col("hash_match"), F.lit("hash")).otherwise(F.col("v.reason"))
     return verified.select(
         "image_id_a", "path_a", "image_id_b", "path_b", "hash_match",
         F.round(F.when(F.col("hash_match"), F.lit(1.0)).otherwise(F.col("similarity")), 6).alias("similarity"),
@@ -107,7 +104,7 @@ def duplicate_pairs(images: DataFrame, neighbors: DataFrame, an: dict) -> DataFr
         F.round("v.coarse", 6).alias("align_coarse"), F.round("v.fine", 6).alias("align_fine"),
         F.round("v.changed", 6).alias("align_changed"), F.round("v.local", 6).alias("align_local"),
         F.round("v.local_rest", 6).alias("align_local_rest"), F.round("v.chroma", 6).alias("align_chroma"),
-        (F.col("hash_match") | F.coalesce(same, F.lit(False))).alias("is_duplicate"),
+        (F.col("hash_match") | (F.col("v.reason") == "verified")).alias("is_duplicate"),
         reason.alias("reason"))
 
 
