@@ -206,6 +206,40 @@ def test_batched_scores_equal_one_by_one_and_the_coarse_reject_only_skips_work(k
             assert e == full
 
 
+def test_chunked_preparation_keeps_every_pair_its_own_scores(kate, monkeypatch):
+    """compare_many prepares the images of CHUNK_PAIRS pairs together and forgets the rest:
+    with chunks of two pairs, stacks of three images, an image whose pairs straddle chunks,
+    one compared in colour and as grey, a missing and a malformed signature, every pair
+    still gets the scores compare() gives it alone."""
+    w, h = kate.size
+    base = sig(png(kate))
+    grey = sig(png(flat(kate).convert("L")))
+    crop = sig(png(kate.crop((int(w * 0.1), 0, w, h))))
+    jpeg = sig(png(flat(kate), "JPEG", quality=40))
+    other = sig(png(icon("apps/akonadi")))
+    a = [base, base, base, jpeg, crop, base, None, other, b"\x00" * 10, jpeg]
+    b = [jpeg, crop, grey, grey, other, other, base, base, base, crop]
+    monkeypatch.setattr(verify, "CHUNK_PAIRS", 2)
+    monkeypatch.setattr(verify, "PREPARE_CHUNK", 3)
+    chunked = compare_many(a, b, AN["verify_min_coarse"])
+    monkeypatch.undo()
+    for x, y, s in zip(a, b, chunked):
+        one = compare(x, y, AN["verify_min_coarse"])
+        assert s["status"] == one["status"]
+        for k in ("coarse", "fine", "changed", "local", "local_rest", "chroma"):
+            assert (s[k] is None) == (one[k] is None), k
+            if s[k] is not None:
+                assert s[k] == pytest.approx(one[k], abs=1e-9), k
+    assert [s["status"] for s in chunked[6:9]] == ["no_signature", "ok", "no_signature"]
+    assert sum(is_same_picture(s, AN) for s in chunked) >= 3  # the edits of kate verify
+    images = verify._Images()  # memory: only the images of the chunk at hand stay prepared
+    images.load(list(zip(a[:2], b[:2])))
+    carried = images.prepared[(base, False)]
+    images.load(list(zip(a[4:6], b[4:6])))
+    assert set(images.prepared) == {(crop, False), (other, False), (base, False)}
+    assert images.prepared[(base, False)] is carried and (jpeg, False) not in images.thumbs
+
+
 # --------------------------------------------------------------------------- stars
 
 

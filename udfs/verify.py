@@ -30,10 +30,11 @@ picture):
   change, e.g. one folder icon in yellow and in orange.
 
 Cost: the coarse correlations factor into one part per image (see _Prepared), so
-compare_many prepares each image once per batch and a pair's 450 coarse windows are two
-small matrix products; a pair whose best coarse window is below ``min_coarse`` stops
-there (most candidates are look-alikes that do); the fine search is factored the same way
-and resamples only its best window.
+compare_many prepares the images of CHUNK_PAIRS pairs together, in stacked arrays
+(prepare_many), and a pair's 450 coarse windows are two small matrix products; a pair
+whose best coarse window is below ``min_coarse`` stops there (most candidates are
+look-alikes that do); the fine search is factored the same way and resamples only its
+best window.
 
 This is template matching over a crop/scale grid on multi-scale thumbnails (the approach
 of classic near-duplicate image detection before learned copy detectors); chosen over
@@ -59,7 +60,8 @@ TILES = 4  # the local score's grid: TILES x TILES tiles of the fine window
 GAIN_RANGE = (0.8, 1.25)  # brightness gains the local score accepts (the issue's edits: +-10 %)
 
 SIGNATURE_BYTES = SIDE * SIDE * CHANNELS
-CACHE_IMAGES = 512  # prepared images kept per batch (~200 KB each), then the cache starts over
+CHUNK_PAIRS = 256  # pairs whose images are prepared together (at most 512 images, ~190 KB each)
+PREPARE_CHUNK = 128  # images per stacked preparation (bounds its float64 temporaries to ~50 MB)
 
 
 def thumbnail(sig: bytes | None) -> np.ndarray | None:
@@ -77,10 +79,16 @@ def _crops() -> np.ndarray:
 
 
 def _source(img: np.ndarray, out: int) -> np.ndarray:
-    """The thumbnail box-averaged to 2 x out per side (anti-aliased) for sampling out x out windows."""
+    """The thumbnail (or a stack of them, leading axes kept) box-averaged to 2 x out per side
+    (anti-aliased) for sampling out x out windows."""
     side = min(SIDE, 2 * out)
     f = SIDE // side
-    return img if f == 1 else img.reshape(side, f, side, f, CHANNELS).mean(axis=(1, 3))
+    if f == 1:
+        return img
+    # The mean of each f x f block as a sum of f * f strided views: a reduction over two
+    # inner axes runs ~10x slower in numpy.
+    total = sum(img[..., i::f, j::f, :] for i in range(f) for j in range(f))
+    return total / np.float32(f * f)
 
 
 def _axis_weights(crops: np.ndarray, out: int, side: int) -> np.ndarray:
@@ -109,9 +117,18 @@ def _whole(src: np.ndarray, out: int) -> np.ndarray:
     return _windows(src, w, w)[0, 0]
 
 
+def _grey_flags(imgs: np.ndarray) -> np.ndarray:
+    """Per image of a stack (n, SIDE, SIDE, 3): channels equal to within JPEG chroma noise on
+    average, a grey picture stored as RGB. Channel by channel rather than a reduction over
+    the last axis of three, which numpy runs an order of magnitude slower."""
+    c = [imgs[..., k].astype(np.float32) for k in range(CHANNELS)]
+    spread = np.maximum(np.maximum(c[0], c[1]), c[2]) - np.minimum(np.minimum(c[0], c[1]), c[2])
+    return spread.reshape(len(imgs), -1).mean(axis=1) < GREY_SPREAD
+
+
 def _is_grey(img: np.ndarray) -> bool:
-    """Channels equal to within JPEG chroma noise on average: a grey picture stored as RGB."""
-    return float((img.max(axis=-1) - img.min(axis=-1)).mean()) < GREY_SPREAD
+    """_grey_flags of one image."""
+    return bool(_grey_flags(img[None])[0])
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
@@ -194,27 +211,25 @@ class _Prepared:
     (per image, as the target side): every coarse window of a pair is then one small matrix
     product, and each window's norm is per image too (see _energy). This is what makes the
     coarse search cheap enough to run on every candidate (resampling all 225 windows per
-    pair was most of the cost).
+    pair was most of the cost). The factors are made for many images at once
+    (prepare_many); what only the fine search needs is made on first use, since most
+    candidates stop at the coarse search.
     """
 
-    __slots__ = ("fine_src", "fine_centred", "rows", "cols", "win_norm", "win_flat", "t_norm", "t_flat",
+    __slots__ = ("fine_src", "rows", "cols", "win_norm", "win_flat", "t_norm", "t_flat", "_fine_centred",
                  "_target")
 
-    def __init__(self, img: np.ndarray):
-        grid, _, grid_sum = _weights(_crops_key(_crops()), COARSE, 2 * COARSE)
-        src = _source(img, COARSE).astype(np.float64)
-        src -= src.mean(axis=(0, 1))  # a constant does not change a correlation; centring keeps sums exact
+    def __init__(self, img, rows, cols, win_norm, win_flat, t_norm, t_flat):
         self.fine_src = _source(img, FINE)  # the fine scores see the true colours
-        self.fine_centred = _channels_first(self.fine_src.astype(np.float64) - self.fine_src.mean(axis=(0, 1)))
-        rows = _row_factor(grid, _channels_first(src))  # (crop, c, i, q)
-        self.rows = rows.reshape(len(grid), -1).astype(np.float32)
-        energy = _energy(rows, _column_grams(), grid_sum)
-        self.win_norm, self.win_flat = np.sqrt(energy), energy < 1e-3
-        t = _centred(_whole(src, COARSE))
-        self.t_norm, self.t_flat = float(np.sqrt((t * t).sum())), float((t * t).sum()) < 1e-3
-        # cols[c] = T @ Wx[c] laid out like rows (channel, COARSE rows, 2 * COARSE source columns)
-        self.cols = _col_factor(_channels_first(t), grid).reshape(len(grid), -1).astype(np.float32)
-        self._target = None
+        self.rows, self.cols = rows, cols
+        self.win_norm, self.win_flat, self.t_norm, self.t_flat = win_norm, win_flat, t_norm, t_flat
+        self._fine_centred = self._target = None
+
+    def fine_centred(self) -> np.ndarray:
+        """The FINE source centred per channel, channels first (the fine search's cropped side)."""
+        if self._fine_centred is None:
+            self._fine_centred = _channels_first(self.fine_src.astype(np.float64) - self.fine_src.mean(axis=(0, 1)))
+        return self._fine_centred
 
     def target(self) -> tuple[np.ndarray, np.ndarray, float]:
         """The whole image at FINE x FINE (the fine search's target), centred, and its energy."""
@@ -230,6 +245,29 @@ class _Prepared:
         return _ratio(num, self.win_norm * other.t_norm, self.win_flat & other.t_flat)
 
 
+def prepare_many(imgs: np.ndarray) -> list[_Prepared]:
+    """The coarse factors of a stack of thumbnails (n, SIDE, SIDE, 3), one _Prepared each,
+    computed as stacked arrays: at these sizes numpy's cost per call, not the arithmetic,
+    is what one image at a time pays (it was ~40 % of verification)."""
+    n = len(imgs)
+    grid, _, grid_sum = _weights(_crops_key(_crops()), COARSE, 2 * COARSE)
+    src = _source(imgs, COARSE).astype(np.float64)
+    src -= src.mean(axis=(1, 2), keepdims=True)  # a constant does not change a correlation; centring keeps sums exact
+    src = np.ascontiguousarray(src.transpose(0, 3, 1, 2))  # (n, channels, 2 COARSE, 2 COARSE)
+    rows = _row_factor(grid, src)  # (n, crop, c, i, q)
+    energy = _energy(rows.reshape(-1, *rows.shape[2:]), _column_grams(), grid_sum).reshape(n, len(grid), len(grid))
+    whole = _weights((0.0, 0.0), COARSE, 2 * COARSE)[0][0]
+    t = whole @ src @ whole.T  # (n, channels, COARSE, COARSE): each whole image at COARSE
+    t -= t.mean(axis=(2, 3), keepdims=True)
+    t_energy = (t * t).sum(axis=(1, 2, 3))
+    # cols[c] = T @ Wx[c] laid out like rows (channel, COARSE rows, 2 * COARSE source columns)
+    cols = _col_factor(t, grid).reshape(n, len(grid), -1).astype(np.float32)
+    rows = rows.reshape(n, len(grid), -1).astype(np.float32)
+    win_norm, win_flat = np.sqrt(energy), energy < 1e-3
+    return [_Prepared(imgs[i], rows[i], cols[i], win_norm[i], win_flat[i], float(np.sqrt(t_energy[i])),
+                      bool(t_energy[i] < 1e-3)) for i in range(n)]
+
+
 def _ratio(num: np.ndarray, den: np.ndarray, both_flat: np.ndarray) -> np.ndarray:
     """num / den, a Pearson correlation: 1 for two flat images (no contrast; their colours are then
     compared by the local score), 0 when only one is flat (it correlates with nothing)."""
@@ -242,14 +280,15 @@ def _channels_first(x: np.ndarray) -> np.ndarray:
 
 
 def _row_factor(wy: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """wy[r] @ src[ch] for every row crop r and channel: (n_rows, channels, out, side)."""
-    return wy[:, None] @ src[None]
+    """wy[r] @ src[..., ch] for every row crop r and channel: (..., n_rows, channels, out, side),
+    for one source (channels, side, side) or a stack of them."""
+    return wy[:, None] @ src[..., None, :, :, :]
 
 
 def _col_factor(target: np.ndarray, wx: np.ndarray) -> np.ndarray:
-    """target[ch] @ wx[c] for every column crop c and channel: (n_cols, channels, out, side),
-    so that sum(rows[r] * cols[c]) is the window (r, c) dotted with the target."""
-    return target[None] @ wx[:, None]
+    """target[..., ch] @ wx[c] for every column crop c and channel: (..., n_cols, channels, out,
+    side), so that sum(rows[r] * cols[c]) is the window (r, c) dotted with the target."""
+    return target[..., None, :, :, :] @ wx[:, None]
 
 
 def _energy(rows: np.ndarray, col_grams: np.ndarray, col_sums: np.ndarray) -> np.ndarray:
@@ -282,31 +321,46 @@ def _column_grams() -> np.ndarray:
 
 
 class _Images:
-    """Per batch: each signature's thumbnail, greyness and prepared forms, bounded in number."""
+    """The thumbnails, greyness and prepared forms of the images of the pairs at hand.
+
+    Pairs are taken CHUNK_PAIRS at a time: load() makes the chunk's new thumbnails and
+    prepares what they need together (prepare_many), and forgets the images the chunk does
+    not use, so memory is bounded by 2 x CHUNK_PAIRS images whatever the batch size, while
+    an image whose pairs run on into the next chunk (the UDF's rows come sorted by one side)
+    is kept.
+    """
 
     def __init__(self):
-        self.thumbs: dict = {}
-        self.prepared: dict = {}
+        self.thumbs: dict = {}  # signature -> (float32 thumbnail, grey) or None when malformed
+        self.prepared: dict = {}  # (signature, compared as grey) -> _Prepared
+
+    def load(self, pairs: list[tuple[bytes | None, bytes | None]]) -> None:
+        sigs = {s for pair in pairs for s in pair if s is not None}
+        self.thumbs = {s: self.thumbs[s] for s in sigs if s in self.thumbs}
+        new = [s for s in sigs if s not in self.thumbs and len(s) == SIGNATURE_BYTES]
+        self.thumbs.update(dict.fromkeys(sigs - self.thumbs.keys() - set(new)))  # malformed: no thumbnail
+        if new:
+            stack = np.frombuffer(b"".join(new), np.uint8).reshape(len(new), SIDE, SIDE, CHANNELS)
+            imgs, grey = stack.astype(np.float32), _grey_flags(stack)
+            self.thumbs.update((s, (imgs[i], bool(grey[i]))) for i, s in enumerate(new))
+        keys = set()
+        for a, b in pairs:
+            tx, ty = self.thumb(a), self.thumb(b)
+            if tx is not None and ty is not None:
+                grey = tx[1] or ty[1]
+                keys.update(((a, grey), (b, grey)))
+        self.prepared = {k: self.prepared[k] for k in keys if k in self.prepared}
+        todo = [k for k in keys if k not in self.prepared]
+        for i in range(0, len(todo), PREPARE_CHUNK):
+            part = todo[i:i + PREPARE_CHUNK]
+            imgs = np.stack([_luma(self.thumbs[s][0]) if grey else self.thumbs[s][0] for s, grey in part])
+            self.prepared.update(zip(part, prepare_many(imgs)))
 
     def thumb(self, sig: bytes | None) -> tuple[np.ndarray, bool] | None:
-        if sig is None:
-            return None
-        hit = self.thumbs.get(sig)
-        if hit is None:
-            if len(self.thumbs) >= CACHE_IMAGES:
-                self.thumbs.clear()
-            img = thumbnail(sig)
-            hit = self.thumbs[sig] = (img, img is not None and _is_grey(img))
-        return hit if hit[0] is not None else None
+        return None if sig is None else self.thumbs[sig]
 
-    def prepare(self, sig: bytes, img: np.ndarray, grey: bool) -> _Prepared:
-        key = (sig, grey)
-        p = self.prepared.get(key)
-        if p is None:
-            if len(self.prepared) >= CACHE_IMAGES:
-                self.prepared.clear()
-            p = self.prepared[key] = _Prepared(_luma(img) if grey else img)
-        return p
+    def prepare(self, sig: bytes, grey: bool) -> _Prepared:
+        return self.prepared[(sig, grey)]
 
 
 def _fine_scores(src: _Prepared, target: _Prepared, ys: np.ndarray, xs: np.ndarray):
@@ -317,7 +371,7 @@ def _fine_scores(src: _Prepared, target: _Prepared, ys: np.ndarray, xs: np.ndarr
     wy = _weights(_crops_key(ys), FINE, side)[0]
     wx, grams, sums = _weights(_crops_key(xs), FINE, side)
     _, tc, t_energy = target.target()
-    rows = _row_factor(wy, src.fine_centred)
+    rows = _row_factor(wy, src.fine_centred())
     cols = _col_factor(tc, wx)
     num = rows.reshape(len(wy), -1) @ cols.reshape(len(wx), -1).T
     energy = _energy(rows, grams, sums)
@@ -333,7 +387,7 @@ def _compare_one(a: bytes | None, b: bytes | None, min_coarse: float | None, ima
     if tx is None or ty is None:
         return dict(NO_SIGNATURE)
     grey = tx[1] or ty[1]  # a mode change to grey: compare luminance only
-    prep = {0: images.prepare(a, tx[0], grey), 1: images.prepare(b, ty[0], grey)}
+    prep = {0: images.prepare(a, grey), 1: images.prepare(b, grey)}
     n = len(_crops())
     candidates = []
     for d in (0, 1):  # d: the image whose windows are taken
@@ -371,9 +425,14 @@ def compare_many(a: Iterable[bytes | None], b: Iterable[bytes | None], min_coars
     search: its ``fine`` and the local scores are None (it cannot be verified).
     """
     images = _Images()
-    # Signatures key the per-batch caches: a bytearray (a Spark Row's binary) is not hashable.
-    key = lambda s: None if s is None else bytes(s)  # noqa: E731
-    return [_compare_one(key(x), key(y), min_coarse, images) for x, y in zip(a, b)]
+    # Signatures key the caches: a bytearray (a Spark Row's binary) is not hashable.
+    pairs = [(None if x is None else bytes(x), None if y is None else bytes(y)) for x, y in zip(a, b)]
+    out = []
+    for i in range(0, len(pairs), CHUNK_PAIRS):
+        chunk = pairs[i:i + CHUNK_PAIRS]
+        images.load(chunk)
+        out.extend(_compare_one(x, y, min_coarse, images) for x, y in chunk)
+    return out
 
 
 def compare(a: bytes | None, b: bytes | None, min_coarse: float | None = None) -> dict:

@@ -45,7 +45,7 @@ VERIFY_SCHEMA = T.StructType([
 
 def verify_pairs(an: dict):
     """The pandas UDF giving each pair's aligned-thumbnail scores (udfs.verify.compare_many,
-    which prepares each image once per batch and skips the fine search below
+    which prepares the images of each chunk of pairs together and skips the fine search below
     ``verify_min_coarse``) and the rule's verdict on them (udfs.verify.verdict); null
     signatures give a status."""
     min_coarse = an["verify_min_coarse"]
