@@ -339,6 +339,7 @@ def test_the_verdict_names_the_first_rule_a_pair_fails():
     assert verdict(ok, AN) == "verified" and is_same_picture(ok, AN)
     assert verdict(ok | {"fine": 0.9}, AN) == "pixels_differ"
     assert verdict(ok | {"fine": None, "changed": None}, AN) == "pixels_differ"  # coarse early exit
+    assert verdict(ok | {"fine": float("nan"), "changed": float("nan")}, AN) == "pixels_differ"  # as a pandas row holds it
     assert verdict(ok | {"changed": 0.05}, AN) == "local_change"
     assert verdict(ok | {"local": 1.4}, AN) == "verified"  # one tile may hold an overlay
     assert verdict(ok | {"local": 1.6}, AN) == verdict(ok | {"local_rest": 0.4}, AN) == "local_change"

@@ -462,7 +462,8 @@ def verdict(scores: dict, rule: Mapping) -> str:
     benchmarks' replays all call it."""
     if scores["status"] != "ok":
         return scores["status"]
-    if scores["fine"] is None or scores["fine"] < rule["verify_min_fine"]:
+    fine = scores["fine"]
+    if fine is None or not fine >= rule["verify_min_fine"]:  # (a NaN from a pandas row: not searched)
         return "pixels_differ"
     if (scores["changed"] > rule["verify_max_changed"] or scores["local"] > rule["verify_max_local"]
             or scores["local_rest"] > rule["verify_max_local_rest"]):
