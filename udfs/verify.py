@@ -54,6 +54,7 @@ MAX_CROP = 0.16  # the largest share of one axis a crop may remove (issue: up to
 CROP_STEP = 0.04
 COARSE, FINE = 16, 32
 TOP_WINDOWS = 2  # best coarse windows refined at the fine scale
+TIE_DECIMALS = 9  # coarse scores equal to this many decimals are a tie (see _compare_one)
 GREY_SPREAD = 3.0  # mean max-min channel spread (0-255) under which a thumbnail counts as grey
 REFINE_STEPS = (0.02, 0.01)  # crop steps of the fine search: around the best window, halving the step
 TILES = 4  # the local score's grid: TILES x TILES tiles of the fine window
@@ -391,10 +392,14 @@ def _compare_one(a: bytes | None, b: bytes | None, min_coarse: float | None, ima
     n = len(_crops())
     candidates = []
     for d in (0, 1):  # d: the image whose windows are taken
-        flat = prep[d].coarse_against(prep[1 - d]).ravel()
-        for k in np.argsort(flat)[::-1][:TOP_WINDOWS]:
-            candidates.append((float(flat[k]), d, k // n, k % n))
-    candidates.sort(reverse=True)
+        # Ranked on scores rounded to TIE_DECIMALS, ties to the first window: equally good
+        # windows (a flat or symmetric picture) differ only in rounding noise, which depends
+        # on how the image's factors were stacked, and must not decide which one is refined.
+        flat = np.round(prep[d].coarse_against(prep[1 - d]).ravel(), TIE_DECIMALS)
+        for k in np.argsort(-flat, kind="stable")[:TOP_WINDOWS]:
+            candidates.append((-float(flat[k]), d, k // n, k % n))
+    candidates.sort()
+    candidates = [(-score, d, r, c) for score, d, r, c in candidates]
     best_coarse = candidates[0][0]
     if min_coarse is not None and best_coarse < min_coarse:
         # Early exit: no crop window is close even at 16 x 16, the fine search cannot verify it.
