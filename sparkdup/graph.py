@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -39,6 +37,7 @@ from pyspark.sql.types import LongType, StructField, StructType
 from pyspark.sql.window import Window
 
 from sparkdup.errors import GraphEngineError
+from sparkdup.session import temporary_conf
 
 log = logging.getLogger("sparkdup")
 
@@ -114,24 +113,14 @@ def _checkpoint_dir(spark: SparkSession) -> str | None:
         return None
 
 
-@contextmanager
-def _arrow_batch_rows(spark: SparkSession, rows: int) -> Iterator[None]:
+def _arrow_batch_rows(spark: SparkSession, rows: int):
     """Temporarily set ``spark.sql.execution.arrow.maxRecordsPerBatch``, then restore it.
 
     sparkdup keeps that setting tiny (``decode.arrow_batch_rows``, 64) to bound the memory
     of image UDFs, but toArrow and createDataFrame use it too: 64-row batches made
     moving 10M 16-byte edges 17 s instead of about 2 s.
     """
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, str(rows))
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
+    return temporary_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": rows})
 
 
 # --------------------------------------------------------------------------- public API

@@ -46,6 +46,7 @@ import uuid
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sparkdup.session import temporary_conf
 from sparkdup.tables import hadoop_fs
 from sparkdup.udfs import backends
 
@@ -53,6 +54,9 @@ log = logging.getLogger("sparkdup")
 
 INDEX_FOLDER = "_index"
 META_FILE = "meta.json"
+# Open index files one write task may hold at once (each task writes one bucket, or a few
+# small ones; past this many Spark falls back to sorting the rest), see write_chunks.
+CONCURRENT_BUCKET_WRITERS = 8
 
 
 def index_root(output: str, run_id: str) -> str:
@@ -99,9 +103,20 @@ def write_chunks(chunks: DataFrame, root: str) -> None:
     # parquet.page.size.row.check.*): 100 chunks of 8 MiB, 800 MB, which ran a 1 GB local
     # JVM out of heap at 100,000 vectors (captured, BENCHMARKS.md). Checking after every
     # row bounds it to a row group (16 MiB) plus a chunk.
-    checks = {"parquet.page.size.row.check.min": "1", "parquet.page.size.row.check.max": "1"}
-    (chunks.write.mode("overwrite").option("compression", "none").option("maxRecordsPerFile", 0)
-     .option("parquet.block.size", 16 << 20).options(**checks).partitionBy("bucket").parquet(root))
+    # The 8 MiB chunks need no min/max statistics (each new min or max is a copy of the value).
+    # Spark also sorts a partitioned write by its partition column, and the build's output
+    # order is unknown to it, so every task's whole index (a bucket: ~260 MB at 200,000 x
+    # 256-d) went through a sort buffer on the heap first: at 1,000,000 vectors that ran a
+    # 1 GB local JVM out of heap (BENCHMARKS.md, "Driver memory ... synthetic"). A task
+    # writes one bucket or a few, so concurrent writers (one open file per bucket) replace
+    # the sort; Spark plans that only without its planned-write sort.
+    checks = {"parquet.page.size.row.check.min": "1", "parquet.page.size.row.check.max": "1",
+              "parquet.column.statistics.enabled#data": "false"}
+    unsorted = {"spark.sql.optimizer.plannedWrite.enabled": "false",
+                "spark.sql.maxConcurrentOutputFileWriters": CONCURRENT_BUCKET_WRITERS}
+    with temporary_conf(chunks.sparkSession, unsorted):
+        (chunks.write.mode("overwrite").option("compression", "none").option("maxRecordsPerFile", 0)
+         .option("parquet.block.size", 16 << 20).options(**checks).partitionBy("bucket").parquet(root))
 
 
 def copy_buckets(spark: SparkSession, source_root: str, root: str, buckets) -> None:

@@ -163,3 +163,20 @@ def ensure_checkpoint_dir(spark: SparkSession, cfg: dict, output: str) -> str:
     if not spark.sparkContext.getCheckpointDir():
         spark.sparkContext.setCheckpointDir(path)
     return spark.sparkContext.getCheckpointDir()
+
+
+@contextlib.contextmanager
+def temporary_conf(spark: SparkSession, settings: dict):
+    """Set these SQL settings for the queries run inside the block, then put back what was
+    there (unset when nothing was): for one step that needs other settings than the stage's."""
+    before = {k: spark.conf.get(k, None) for k in settings}
+    for k, v in settings.items():
+        spark.conf.set(k, str(v))
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)

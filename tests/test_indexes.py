@@ -156,3 +156,27 @@ def test_latest_root_is_the_newest_index_with_its_meta(spark, tmp_path):
     root = indexes.latest_root(spark, out)
     assert root == indexes.index_root(out, "20260102T000000Z-bbbbbb")
     assert indexes.read_meta(spark, root)["run"] == "20260102T000000Z-bbbbbb"
+
+
+def test_the_index_write_buffers_no_sort_and_restores_the_session(spark, tmp_path):
+    """A partitioned write is sorted by its partition column unless told otherwise; the index
+    chunks (8 MiB rows, a whole bucket per task) must go straight to their files, or the
+    sort's buffer holds every task's index on the heap (the 1,000,000-vector OOM)."""
+    def chunks(it):
+        for part in it:
+            yield pd.DataFrame({"bucket": part["bucket"].astype("int32"), "file": "index",
+                                "part": 0, "total": 3, "data": [b"abc"] * len(part)})
+
+    spark.conf.set("spark.sql.maxConcurrentOutputFileWriters", "0")
+    rows = (spark.range(6).selectExpr("cast(id % 3 as int) as bucket").repartition(2, "bucket")
+            .mapInPandas(chunks, backends.INDEX_SCHEMA))
+    root = str(tmp_path / "_index" / "run-w")
+    indexes.write_chunks(rows, root)
+    store = spark._jsparkSession.sharedState().statusStore()
+    executions = store.executionsList()
+    plan = executions.apply(executions.size() - 1).physicalPlanDescription()
+    assert "InsertIntoHadoopFsRelationCommand" in plan and "Sort" not in plan
+    assert sorted(indexes.bucket_files(spark, root)) == [0, 1, 2]
+    assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "0"
+    assert spark.conf.get("spark.sql.optimizer.plannedWrite.enabled", None) in (None, "true")
+    spark.conf.unset("spark.sql.maxConcurrentOutputFileWriters")
