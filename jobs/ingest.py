@@ -389,6 +389,7 @@ def images_from(inputs: Inputs, cfg: dict, run_id: str, output: str | None = Non
     limits = decoded.decode_limits(cfg)
     prepare = decoded.prepare_for(cfg) if output else None
     listing, to_read, n_read, contents, reused = inputs.listing, inputs.listing, inputs.n, inputs.contents, None
+    unchanged = None
     if previous is not None:
         unchanged = append_ingest.unchanged_ids(listing, previous)
         to_read = listing.join(unchanged, "image_id", "left_anti")
@@ -402,7 +403,7 @@ def images_from(inputs: Inputs, cfg: dict, run_id: str, output: str | None = Non
         remote = describe_contents(contents, limits, prepare).withColumn("image_id", image_id()).drop("path")
         described = described.unionByName(remote)
     if prepare is not None:
-        described = decoded.keep(described, output, prepare)
+        described = decoded.keep(described, output, prepare, carry=unchanged)
     if reused is not None:
         described = described.unionByName(reused)
     if inputs.typed is not None:

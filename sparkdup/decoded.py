@@ -2,7 +2,7 @@
 
 Ingest decodes every file for its statistics; from the same pixels it also makes the
 model's input and the report's thumbnail (sparkdup.udfs.prepared). They are kept in
-``<output>/_decoded`` (Parquet, internal, not a public table): image_id, path,
+``<output>/_decoded`` (Parquet, internal, not a public table): image_id, ingest's description,
 ``model_input`` (raw ``size x size x 3`` uint8), ``prepared_as`` (``"<size>/<resize>"``)
 and ``thumbnail`` (JPEG). Embed then reads the model input instead of reading and
 decoding every file again, and the report reads thumbnails instead of making them.
@@ -10,7 +10,8 @@ decoding every file again, and the report reads thumbnails instead of making the
 Each stage still runs alone with the same results: embed uses the side table only when
 ``prepared_as`` matches its own settings and falls back to the files otherwise, decoding
 them with ingest's limits, so both paths feed the model the same pixels. Ingest rewrites
-the table; ``ingest.keep_decoded: false`` turns it off (about size x size x 3 bytes per
+the table (``--append`` carries over the rows of the files it does not read again);
+``ingest.keep_decoded: false`` turns it off (about size x size x 3 bytes per
 image on disk, 77 KB at 160, before compression).
 """
 from __future__ import annotations
@@ -49,14 +50,41 @@ def prepare_for(cfg: dict) -> Prepare | None:
     return Prepare(model_input_size(cfg), cfg["embed"]["resize"], int(cfg["report"]["thumbnail_side"]))
 
 
-def keep(described: DataFrame, output: str, prepare: Prepare) -> DataFrame:
+def keep(described: DataFrame, output: str, prepare: Prepare, carry: DataFrame | None = None) -> DataFrame:
     """Write ingest's per-file rows (keyed by image_id) with their model input and thumbnail
-    to the side table (this runs the decode), and return the rows read back without them."""
+    to the side table (this runs the decode), and return the rows read back without them.
+
+    ``carry`` (--append: the image_id of the unchanged files, which are not read again)
+    keeps those files' rows of the previous side table, when it was made the same way, so
+    the report and a later embed still find every image's pixels. The new table is written
+    beside the old one and then takes its place (the old one is read while writing)."""
+    spark = described.sparkSession
     path = table_path(output, NAME)
-    (described.withColumn("prepared_as", F.lit(prepare.key))
-     .write.mode("overwrite").parquet(path))
-    back = _read(described.sparkSession, path)
+    rows = described.withColumn("prepared_as", F.lit(prepare.key))
+    previous = _table(spark, output) if carry is not None else None
+    if previous is not None and set(previous.columns) != set(rows.columns):
+        log.info("ingest: the kept model inputs have other columns than this version's; not carried over")
+        previous = None
+    if previous is None:
+        rows.write.mode("overwrite").parquet(path)
+    else:
+        kept = (previous.where(F.col("prepared_as") == prepare.key)
+                .join(carry.select("image_id"), "image_id", "left_semi").select(*rows.columns))
+        _replace(spark, rows.unionByName(kept), path)
+    back = _read(spark, path)
+    if back is not None and previous is not None:
+        back = back.join(carry.select("image_id"), "image_id", "left_anti")
     return (described if back is None else back).drop("prepared_as", *COLUMNS)
+
+
+def _replace(spark: SparkSession, rows: DataFrame, path: str) -> None:
+    """Write `rows` to `path` through a folder beside it, then swap: `rows` may read `path`."""
+    fs, target = hadoop_fs(spark, path)
+    staging = path.rstrip("/") + ".next"
+    rows.write.mode("overwrite").parquet(staging)
+    fs.delete(target, True)
+    if not fs.rename(hadoop_fs(spark, staging)[1], target):
+        raise OSError(f"could not move {staging} to {path}")
 
 
 def _read(spark: SparkSession, path: str) -> DataFrame | None:

@@ -73,6 +73,21 @@ def test_only_new_files_are_read_and_embedded(spark, appended):
     assert unchanged == images.count() - 5
 
 
+def test_kept_model_inputs_cover_old_and_new_files_after_the_append(spark, appended):
+    """The append reads only the new files, yet the side table of pixels (sparkdup.decoded)
+    still holds every decoded image once, so the report and a later embed need no file."""
+    from sparkdup import decoded
+
+    out = appended["appended"]
+    side = decoded._table(spark, out)
+    assert side is not None
+    rows = side.select("image_id", "prepared_as").collect()
+    images = delta(spark, out, "images").where("status = 'ok'").select("image_id", "path").collect()
+    assert sorted(r.image_id for r in rows) == sorted(r.image_id for r in images)  # each once, not the vanished
+    assert set(appended["new"].values()) <= {r.path for r in images} and len({r.prepared_as for r in rows}) == 1
+    assert not os.path.exists(os.path.join(out, "_decoded.next"))
+
+
 def test_vanished_file_is_missing_and_leaves_every_finding(spark, appended):
     out, gone = appended["appended"], appended["names"]["f0"]
     row = delta(spark, out, "images").where(f"path = '{gone}'").first()
