@@ -189,7 +189,7 @@ def test_batched_scores_equal_one_by_one_and_the_coarse_reject_only_skips_work(k
             assert s[k] == pytest.approx(one[k], abs=1e-5), k
         # the old way: every coarse window resampled and correlated with the other whole
         tx, ty = verify.thumbnail(x), verify.thumbnail(y)
-        if verify._is_grey(tx) or verify._is_grey(ty):
+        if verify._grey_flags(np.stack([tx, ty])).any():
             tx, ty = verify._luma(tx), verify._luma(ty)
         grid = verify._axis_weights(verify._crops(), verify.COARSE, 2 * verify.COARSE)
         direct = max(float(pearson(verify._windows(verify._source(p, verify.COARSE), grid, grid),

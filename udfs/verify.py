@@ -127,11 +127,6 @@ def _grey_flags(imgs: np.ndarray) -> np.ndarray:
     return spread.reshape(len(imgs), -1).mean(axis=1) < GREY_SPREAD
 
 
-def _is_grey(img: np.ndarray) -> bool:
-    """_grey_flags of one image."""
-    return bool(_grey_flags(img[None])[0])
-
-
 def _luma(img: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma, repeated in the three channels."""
     y = img @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -336,20 +331,22 @@ class _Images:
         self.prepared: dict = {}  # (signature, compared as grey) -> _Prepared
 
     def load(self, pairs: list[tuple[bytes | None, bytes | None]]) -> None:
-        sigs = {s for pair in pairs for s in pair if s is not None}
+        # Dicts, not sets: the pairs' order fixes which images are stacked together, run after run.
+        sigs = dict.fromkeys(s for pair in pairs for s in pair if s is not None)
         self.thumbs = {s: self.thumbs[s] for s in sigs if s in self.thumbs}
-        new = [s for s in sigs if s not in self.thumbs and len(s) == SIGNATURE_BYTES]
-        self.thumbs.update(dict.fromkeys(sigs - self.thumbs.keys() - set(new)))  # malformed: no thumbnail
-        if new:
-            stack = np.frombuffer(b"".join(new), np.uint8).reshape(len(new), SIDE, SIDE, CHANNELS)
-            imgs, grey = stack.astype(np.float32), _grey_flags(stack)
-            self.thumbs.update((s, (imgs[i], bool(grey[i]))) for i, s in enumerate(new))
-        keys = set()
+        new = [s for s in sigs if s not in self.thumbs]
+        imgs = [thumbnail(s) for s in new]
+        made = [(s, img) for s, img in zip(new, imgs) if img is not None]
+        self.thumbs.update((s, None) for s, img in zip(new, imgs) if img is None)  # malformed: no thumbnail
+        if made:
+            grey = _grey_flags(np.stack([img for _, img in made]))
+            self.thumbs.update((s, (img, bool(g))) for (s, img), g in zip(made, grey))
+        keys: dict = {}
         for a, b in pairs:
             tx, ty = self.thumb(a), self.thumb(b)
             if tx is not None and ty is not None:
                 grey = tx[1] or ty[1]
-                keys.update(((a, grey), (b, grey)))
+                keys.update(dict.fromkeys(((a, grey), (b, grey))))
         self.prepared = {k: self.prepared[k] for k in keys if k in self.prepared}
         todo = [k for k in keys if k not in self.prepared]
         for i in range(0, len(todo), PREPARE_CHUNK):
