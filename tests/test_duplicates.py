@@ -156,6 +156,19 @@ def test_recoloured_icon_and_blank_images_of_other_colours_are_not_the_same_pict
     assert is_same_picture(compare(sig(png(white)), sig(png(Image.new("RGB", (80, 90), (252, 252, 252))))), AN)
 
 
+def test_blanks_that_differ_only_by_noise_are_one_picture_but_not_a_grey_blank_and_a_coloured_one():
+    rng = np.random.default_rng(0)
+
+    def blank(colour, size, jitter):
+        px = np.full((size, size, 3), colour, np.int16) + rng.integers(-jitter, jitter + 1, (size, size, 3))
+        return Image.fromarray(np.clip(px, 0, 255).astype(np.uint8))
+
+    assert is_same_picture(compare(sig(png(blank((200, 30, 30), 90, 2))), sig(png(blank((200, 30, 30), 70, 1)))), AN)
+    # a grey blank is not the grey copy of every colour of its luma
+    assert not is_same_picture(compare(sig(png(blank((60, 60, 60), 90, 1))), sig(png(blank((90, 60, 20), 90, 1)))), AN)
+    assert not is_same_picture(compare(sig(png(blank((200, 30, 30), 90, 2))), sig(png(blank((30, 60, 200), 90, 2)))), AN)
+
+
 def test_missing_or_malformed_signature_is_a_status_not_a_crash(kate):
     base = sig(png(kate))
     assert compare(base, None)["status"] == "no_signature"

@@ -58,6 +58,12 @@ TIE_DECIMALS = 9  # coarse scores equal to this many decimals are a tie (see _co
 GREY_SPREAD = 3.0  # mean max-min channel spread (0-255) under which a thumbnail counts as grey
 REFINE_STEPS = (0.02, 0.01)  # crop steps of the fine search: around the best window, halving the step
 TILES = 4  # the local score's grid: TILES x TILES tiles of the fine window
+# RMS contrast (0-255, over the window's pixels and channels) under which a window shows no
+# picture: ~1 % of the range, below the ~1-2 % luminance step an eye can see (Weber). Two such
+# windows correlate 1 (there is nothing to correlate; the local and colour scores then decide
+# by their colours), so blank images that differ only by sensor or dither noise are the same
+# picture, while one of them against any drawing correlates with nothing.
+FLAT_RMS = 2.0
 GAIN_RANGE = (0.8, 1.25)  # brightness gains the local score accepts (the issue's edits: +-10 %)
 
 SIGNATURE_BYTES = SIDE * SIDE * CHANNELS
@@ -125,6 +131,13 @@ def _grey_flags(imgs: np.ndarray) -> np.ndarray:
     c = [imgs[..., k].astype(np.float32) for k in range(CHANNELS)]
     spread = np.maximum(np.maximum(c[0], c[1]), c[2]) - np.minimum(np.minimum(c[0], c[1]), c[2])
     return spread.reshape(len(imgs), -1).mean(axis=1) < GREY_SPREAD
+
+
+def _flat_flags(imgs: np.ndarray) -> np.ndarray:
+    """Per image of a stack (n, SIDE, SIDE, 3): flat (see FLAT_RMS) at COARSE x COARSE."""
+    src = _source(imgs, COARSE // 2).astype(np.float64)
+    src -= src.mean(axis=(1, 2), keepdims=True)
+    return _flat((src * src).sum(axis=(1, 2, 3)), COARSE)
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
@@ -259,9 +272,15 @@ def prepare_many(imgs: np.ndarray) -> list[_Prepared]:
     # cols[c] = T @ Wx[c] laid out like rows (channel, COARSE rows, 2 * COARSE source columns)
     cols = _col_factor(t, grid).reshape(n, len(grid), -1).astype(np.float32)
     rows = rows.reshape(n, len(grid), -1).astype(np.float32)
-    win_norm, win_flat = np.sqrt(energy), energy < 1e-3
+    win_norm, win_flat = np.sqrt(energy), _flat(energy, COARSE)
     return [_Prepared(imgs[i], rows[i], cols[i], win_norm[i], win_flat[i], float(np.sqrt(t_energy[i])),
-                      bool(t_energy[i] < 1e-3)) for i in range(n)]
+                      bool(_flat(t_energy[i], COARSE))) for i in range(n)]
+
+
+def _flat(energy, side: int):
+    """Whether windows of side x side x CHANNELS values with this centred energy (sum of
+    squares) are flat: RMS contrast under FLAT_RMS."""
+    return energy < side * side * CHANNELS * FLAT_RMS ** 2
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, both_flat: np.ndarray) -> np.ndarray:
@@ -339,7 +358,10 @@ class _Images:
         made = [(s, img) for s, img in zip(new, imgs) if img is not None]
         self.thumbs.update((s, None) for s, img in zip(new, imgs) if img is None)  # malformed: no thumbnail
         if made:
-            grey = _grey_flags(np.stack([img for _, img in made]))
+            stack = np.stack([img for _, img in made])
+            # A flat picture's colour is all it shows: compared as grey, a grey blank would
+            # "be" every colour of its luma, so it is compared in colour.
+            grey = _grey_flags(stack) & ~_flat_flags(stack)
             self.thumbs.update((s, (img, bool(g))) for (s, img), g in zip(made, grey))
         keys: dict = {}
         for a, b in pairs:
@@ -373,7 +395,7 @@ def _fine_scores(src: _Prepared, target: _Prepared, ys: np.ndarray, xs: np.ndarr
     cols = _col_factor(tc, wx)
     num = rows.reshape(len(wy), -1) @ cols.reshape(len(wx), -1).T
     energy = _energy(rows, grams, sums)
-    return _ratio(num, np.sqrt(energy * t_energy), (energy < 1e-3) & (t_energy < 1e-3)), wy, wx
+    return _ratio(num, np.sqrt(energy * t_energy), _flat(energy, FINE) & _flat(t_energy, FINE)), wy, wx
 
 
 SCORES = ("status", "coarse", "fine", "changed", "local", "local_rest", "chroma")
